@@ -1,0 +1,43 @@
+/**
+ * The logger interface, the default console logger, and a helper that emits
+ * a warning only once per logger (waitress warns once about options it
+ * ignores; repeating that on every request or every server would be noise).
+ * @module
+ */
+
+/** Where the server writes its log lines. `console` satisfies it. */
+export interface Logger {
+  /** Informational messages (e.g. `Serving on http://127.0.0.1:8080`). */
+  info(...args: unknown[]): void;
+  /** Something is wrong but the server keeps going (e.g. a malformed proxy header). */
+  warn(...args: unknown[]): void;
+  /** An error (e.g. an exception thrown by the app). */
+  error(...args: unknown[]): void;
+}
+
+/** The default logger: the runtime's console (info to stdout, warn/error to stderr). */
+export const consoleLogger: Logger = {
+  info: (...args: unknown[]): void => console.info(...args),
+  warn: (...args: unknown[]): void => console.warn(...args),
+  error: (...args: unknown[]): void => console.error(...args),
+};
+
+// Keyed by logger object so that a test passing its own logger sees its own
+// warnings, while the shared console logger warns once per process.
+const warned = new WeakMap<Logger, Set<string>>();
+
+/**
+ * Logs `message` as a warning through `logger` unless a warning with the same
+ * `key` was already logged through that logger. Returns true when it logged.
+ */
+export function warnOnce(logger: Logger, key: string, message: string): boolean {
+  let keys = warned.get(logger);
+  if (keys === undefined) {
+    keys = new Set();
+    warned.set(logger, keys);
+  }
+  if (keys.has(key)) return false;
+  keys.add(key);
+  logger.warn(message);
+  return true;
+}
