@@ -1,0 +1,420 @@
+/**
+ * One connection: bytes in → parsed requests → tasks served one at a time in
+ * order → bytes out. Owns keep-alive, pipelining lookahead, output batching
+ * and backpressure, and the rules for closing. Sans-IO: it drives a `Socket`
+ * from `runtime/types.ts` and never names a runtime.
+ * @module
+ */
+import type { Adjustments } from "./adjustments.ts";
+import { type ParseError, RequestParser } from "./parser.ts";
+import type { TaskRunner } from "./runner.ts";
+import type { Addr, Socket, SocketHandler } from "./runtime/types.ts";
+import { type ExchangeHost, type Handler, Task } from "./task.ts";
+
+/** How long a closing connection keeps reading the peer's leftovers (ms). */
+const LINGER_MS = 2000;
+
+/**
+ * A request body must arrive at no less than this many bytes per second once
+ * `channelTimeout` seconds have been spent waiting for it (slow-body floor).
+ */
+export const MIN_BODY_RATE = 1024;
+
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+const RESOLVED = Promise.resolve();
+
+/** What a channel needs from its server. */
+export interface ChannelOwner {
+  readonly adj: Adjustments;
+  readonly runner: TaskRunner;
+  readonly handler: Handler;
+  /** Called once when the connection is closed. */
+  channelClosed(channel: Channel): void;
+}
+
+/** One HTTP/1.1 connection. */
+export class Channel implements SocketHandler, ExchangeHost {
+  readonly adj: Adjustments;
+  readonly runner: TaskRunner;
+  readonly handler: Handler;
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  closed = false;
+
+  /** Last time bytes moved in either direction (ms). */
+  lastActivity = Date.now();
+  /** When the head being received started (ms), or 0. */
+  headStartedAt = 0;
+
+  #parser: RequestParser;
+  /** Requests parsed and not yet answered; tasks[0] is being served. */
+  #tasks: Task[] = [];
+  /** The task whose body the parser is reading, if any. */
+  #reading: Task | null = null;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** No more requests are read: finish what is queued, then close. */
+  #closing = false;
+  #paused = false;
+  #peerEnded = false;
+  #drainWaiters: Array<() => void> = [];
+  /** Time spent waiting for body bytes the app asked for (ms), and since when. */
+  #bodyWaitMs = 0;
+  #bodyWaitSince = 0;
+  #bodyWaitBytes = 0;
+  #pumping = false;
+
+  constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {
+    this.adj = owner.adj;
+    this.runner = owner.runner;
+    this.handler = owner.handler;
+    this.remoteAddr = socket.remoteAddr;
+    this.localAddr = socket.localAddr;
+    this.#parser = new RequestParser({
+      maxRequestHeaderSize: this.adj.maxRequestHeaderSize,
+      maxRequestBodySize: this.adj.maxRequestBodySize,
+    });
+  }
+
+  /** Starts reading from the socket. */
+  start(): void {
+    this.socket.start(this);
+  }
+
+  /** True when no request is queued or in service. */
+  get idle(): boolean {
+    return this.#tasks.length === 0 && this.#parser.state === "idle";
+  }
+
+  // --- socket events -----------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    this.lastActivity = Date.now();
+    if (this.#closing) return; // after a close decision, nothing more is processed
+    if (this.#tasks.length === 0 && this.headStartedAt === 0) {
+      this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
+    }
+    this.#parser.push(chunk);
+    this.#pump();
+  }
+
+  onEnd(): void {
+    this.#peerEnded = true;
+    // The client sent all it will send: answer what is queued, then close.
+    this.#closing = true;
+    const reading = this.#reading;
+    if (reading) {
+      // Bytes already received may still complete the body.
+      this.#pump();
+      if (this.#reading === reading) {
+        reading.failBody(new Error("the client closed before the body was complete"));
+        this.#reading = null;
+      }
+    }
+    this.#maybeFinish();
+  }
+
+  onDrain(): void {
+    this.lastActivity = Date.now();
+    this.#wakeDrainWaiters();
+    this.#maybeFinish();
+  }
+
+  onClose(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.#flushTimer);
+    if (error && this.adj.logSocketErrors) {
+      this.adj.logger.warn(`Socket error on ${describeAddr(this.remoteAddr)}: ${error.message}`);
+    }
+    for (const task of this.#tasks) task.abort();
+    this.#reading?.abort();
+    this.#tasks = [];
+    this.#reading = null;
+    this.#out = [];
+    this.#wakeDrainWaiters();
+    this.owner.channelClosed(this);
+  }
+
+  // --- ExchangeHost: what tasks call ---------------------------------------
+
+  write(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.#out.push(bytes);
+    this.#outBytes += bytes.byteLength;
+  }
+
+  flush(): void {
+    if (this.#flushTimer !== undefined) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    if (this.#outBytes === 0 || this.closed) return;
+    const parts = this.#out;
+    const data = parts.length === 1 ? parts[0] : concat(parts, this.#outBytes);
+    this.#out = [];
+    this.#outBytes = 0;
+    this.lastActivity = Date.now();
+    this.socket.write(data);
+  }
+
+  drained(): Promise<void> {
+    if (this.closed || this.socket.pendingBytes <= this.adj.outbufHighWatermark) return RESOLVED;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  sendContinue(): void {
+    // Never a 100 once the request was rejected or the connection is closing.
+    if (this.closed || this.#tasks[0]?.error) return;
+    this.flush();
+    this.socket.write(CONTINUE);
+  }
+
+  wantBody(): void {
+    if (this.#bodyWaitSince === 0) this.#bodyWaitSince = Date.now();
+    this.#pump();
+  }
+
+  // --- server maintenance ----------------------------------------------------
+
+  /**
+   * Closes the connection when it breaks a time rule: idle too long, a head
+   * not complete within `channelTimeout`, a body slower than `MIN_BODY_RATE`,
+   * or a client that stopped reading. Called by the server's timer.
+   */
+  checkTimeouts(now: number): void {
+    if (this.closed) return;
+    const limit = this.adj.channelTimeout * 1000;
+    if (this.headStartedAt !== 0 && now - this.headStartedAt > limit) {
+      return this.#timedOut("request head not complete within channelTimeout");
+    }
+    if (this.#tasks.length === 0 && now - this.lastActivity > limit) {
+      return this.#timedOut("idle");
+    }
+    if (this.#reading?.pullPending && this.#bodyWaitSince !== 0) {
+      const waited = this.#bodyWaitMs + (now - this.#bodyWaitSince);
+      if (waited > limit && (this.#bodyWaitBytes * 1000) / waited < MIN_BODY_RATE) {
+        return this.#timedOut("request body slower than the minimum rate");
+      }
+    }
+    if (this.socket.pendingBytes > 0 && now - this.lastActivity > limit) {
+      return this.#timedOut("client stopped reading");
+    }
+  }
+
+  #timedOut(why: string): void {
+    this.adj.logger.info(`Closing connection from ${describeAddr(this.remoteAddr)}: ${why}`);
+    this.socket.destroy();
+  }
+
+  /**
+   * Graceful shutdown: stop reading new requests; close now if idle,
+   * otherwise after the queued responses.
+   */
+  shutdown(): void {
+    this.#closing = true;
+    if (this.#tasks.length === 0) {
+      this.flush();
+      this.socket.end(0);
+    }
+  }
+
+  /** Drops the connection at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // --- the core loop ----------------------------------------------------------
+
+  #pump(): void {
+    if (this.#pumping || this.closed) return;
+    this.#pumping = true;
+    try {
+      this.#parse();
+    } finally {
+      this.#pumping = false;
+    }
+    this.#updateReading();
+  }
+
+  #parse(): void {
+    const parser = this.#parser;
+    for (;;) {
+      const reading = this.#reading;
+      if (reading) {
+        if (!reading.pullPending && !reading.draining) return;
+        const event = parser.next();
+        if (event === null) return;
+        if (event.kind === "body") {
+          this.#bodyWaitBytes += event.data.byteLength;
+          reading.deliver(event.data);
+          this.#bodyProgress();
+          if (reading.draining && reading.closeAfter) {
+            // Too much unread body: stop reading it and close after the response.
+            this.#reading = null;
+            this.#closing = true;
+            this.#maybeFinish();
+            return;
+          }
+        } else if (event.kind === "end") {
+          reading.endBody();
+          this.#reading = null;
+          this.#bodyProgress();
+          this.#bodyWaitMs = 0;
+          this.#bodyWaitBytes = 0;
+          this.#bodyWaitSince = 0;
+          if (reading.draining && this.#tasks[0] !== reading) this.#maybeFinish();
+        } else if (event.kind === "error") {
+          this.#reading = null;
+          reading.failBody(event.error);
+          this.#closing = true;
+          // A task that already answered closes the connection; else it answers the error.
+          this.#maybeFinish();
+          return;
+        }
+        continue;
+      }
+      if (this.#closing) return;
+      if (this.#tasks.length > this.adj.channelRequestLookahead) return;
+      const event = parser.next();
+      if (event === null) {
+        if (parser.state === "idle") this.headStartedAt = 0;
+        else if (this.headStartedAt === 0) this.headStartedAt = Date.now();
+        return;
+      }
+      if (event.kind === "head") {
+        this.headStartedAt = 0;
+        const task = new Task(this, event.head, null);
+        if (task.bodyPending) this.#reading = task;
+        this.#enqueue(task);
+        if (!event.head.keepAlive) {
+          // Nothing after a request that closes the connection is processed.
+          this.#closing = true;
+        }
+      } else if (event.kind === "error") {
+        this.#rejectRequest(event.error);
+        return;
+      }
+      // "end" right after a bodiless head: nothing to do.
+    }
+  }
+
+  #bodyProgress(): void {
+    if (this.#bodyWaitSince !== 0) {
+      const now = Date.now();
+      this.#bodyWaitMs += now - this.#bodyWaitSince;
+      this.#bodyWaitSince = this.#reading?.pullPending ? now : 0;
+    }
+  }
+
+  #rejectRequest(error: ParseError): void {
+    this.#closing = true;
+    this.headStartedAt = 0;
+    this.#enqueue(new Task(this, null, error));
+  }
+
+  #enqueue(task: Task): void {
+    this.#tasks.push(task);
+    if (this.#tasks.length === 1) this.#startNext();
+  }
+
+  #startNext(): void {
+    const task = this.#tasks[0];
+    if (!task) return;
+    task.run().then(() => {
+      try {
+        this.#taskDone(task);
+      } catch (error) {
+        this.adj.logger.error("Internal error after a response", error);
+        this.socket.destroy();
+      }
+    });
+  }
+
+  #taskDone(task: Task): void {
+    if (this.closed) return;
+    this.#tasks.shift();
+    if (task.aborted) {
+      this.flush();
+      this.socket.destroy();
+      return;
+    }
+    if (task.bodyPending) {
+      // The app answered without reading all of the body.
+      if (this.#reading === task) task.startDraining();
+      if (task.closeAfter || this.#reading !== task) {
+        this.#reading = null;
+        task.closeAfter = true;
+      }
+    }
+    if (task.closeAfter) {
+      this.#closing = true;
+      for (const dropped of this.#tasks) dropped.abort();
+      this.#tasks = [];
+      this.#reading = null;
+      this.#maybeFinish();
+      return;
+    }
+    if (this.#tasks.length > 0) this.#startNext(); // read ahead while this one ran
+    this.#pump(); // may parse and start the next request
+    if (this.#tasks.length > 0) {
+      // Batch pipelined responses: flush with the next one, or on the next macrotask.
+      this.#flushTimer ??= setTimeout(() => {
+        this.#flushTimer = undefined;
+        this.flush();
+      }, 0);
+      return;
+    }
+    this.flush();
+    this.#maybeFinish();
+  }
+
+  /** Closes once closing was decided, nothing is in service and output is handed over. */
+  #maybeFinish(): void {
+    if (this.closed || !this.#closing) return;
+    if (this.#tasks.length > 0) return;
+    this.flush();
+    this.socket.end(this.#peerEnded ? 0 : LINGER_MS);
+  }
+
+  /** Reads from the socket only when the parser needs bytes for something. */
+  #updateReading(): void {
+    if (this.closed) return;
+    const reading = this.#reading;
+    const wantBytes = reading
+      ? reading.pullPending || reading.draining
+      : !this.#closing && this.#tasks.length <= this.adj.channelRequestLookahead;
+    if (wantBytes && this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    } else if (!wantBytes && !this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    }
+  }
+
+  #wakeDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+/** `host:port`, `[v6]:port` or `unix:path`, for logs. */
+export function describeAddr(addr: Addr): string {
+  if (addr.transport === "unix") return `unix:${addr.path ?? ""}`;
+  const host = addr.hostname?.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${host}:${addr.port}`;
+}

@@ -1,0 +1,194 @@
+/**
+ * Response serialization: the status line and header block, chunked framing,
+ * and waitress-style error pages. Pure functions over strings and bytes.
+ * @module
+ */
+import { httpDate } from "./http_date.ts";
+import { reasonPhrase } from "./status.ts";
+
+/** Response headers the server owns: an app's values are dropped, never sent. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+  "trailer",
+]);
+
+/** How the body of a response is delimited on the wire. */
+export type Framing = "length" | "chunked" | "close" | "none";
+
+/** What the header block says about the response. */
+export interface HeadFacts {
+  /** The app's valid `Content-Length`, or -1. */
+  appLength: number;
+  /** The app sent `Connection: close`. */
+  appClose: boolean;
+  /** The app set `Date`. */
+  hasDate: boolean;
+  /** The app set `Server`. */
+  hasServer: boolean;
+  /** Header lines to send, `name: value\r\n` each, hop-by-hop and framing removed. */
+  lines: string;
+}
+
+/** Reads a Response's headers once: what to send and what they imply. */
+export function inspectHeaders(headers: Headers): HeadFacts {
+  const facts: HeadFacts = {
+    appLength: -1,
+    appClose: false,
+    hasDate: false,
+    hasServer: false,
+    lines: "",
+  };
+  let lines = "";
+  // Iteration yields lower-case names and keeps each Set-Cookie apart.
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name)) {
+      if (name === "connection" && hasToken(value, "close")) facts.appClose = true;
+      continue;
+    }
+    if (name === "content-length") {
+      facts.appLength = parseLength(value);
+      continue; // the server writes Content-Length itself, once
+    }
+    if (name === "date") facts.hasDate = true;
+    else if (name === "server") facts.hasServer = true;
+    lines += name + ": " + value + "\r\n";
+  }
+  facts.lines = lines;
+  return facts;
+}
+
+/** Parses a Content-Length the app gave: 1*DIGIT, else -1 (ignored). */
+function parseLength(value: string): number {
+  if (value.length === 0 || value.length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/** Whether the comma-separated list `value` holds `token` (ASCII case-insensitive). */
+function hasToken(value: string, token: string): boolean {
+  for (const part of value.split(",")) {
+    if (asciiLowerTrim(part) === token) return true;
+  }
+  return false;
+}
+
+function asciiLowerTrim(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && (s.charCodeAt(start) === 32 || s.charCodeAt(start) === 9)) start++;
+  while (end > start && (s.charCodeAt(end - 1) === 32 || s.charCodeAt(end - 1) === 9)) end--;
+  let out = "";
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    out += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  }
+  return out;
+}
+
+/** Everything needed to write a status line and header block. */
+export interface HeadSpec {
+  version: "1.0" | "1.1";
+  status: number;
+  statusText: string;
+  facts: HeadFacts;
+  framing: Framing;
+  /** Content-Length to announce (for "length", and for HEAD/304 when known), or -1. */
+  length: number;
+  /** Whether the connection closes after this response. */
+  close: boolean;
+  /** Whether the client asked for HTTP/1.0 keep-alive (then say so). */
+  keepAlive10: boolean;
+  /** `Server:` value; "" for none. */
+  ident: string;
+}
+
+/** Builds the status line and header block as a latin-1 string. */
+export function buildHead(spec: HeadSpec): string {
+  const { facts } = spec;
+  let head = (spec.version === "1.0" ? "HTTP/1.0 " : "HTTP/1.1 ") + spec.status + " " +
+    (spec.statusText || reasonPhrase(spec.status)) + "\r\n" + facts.lines;
+  if (!facts.hasDate) head += "date: " + httpDate() + "\r\n";
+  if (!facts.hasServer && spec.ident !== "") head += "server: " + spec.ident + "\r\n";
+  if (spec.length >= 0) head += "content-length: " + spec.length + "\r\n";
+  if (spec.framing === "chunked") head += "transfer-encoding: chunked\r\n";
+  if (spec.close) head += "connection: close\r\n";
+  else if (spec.keepAlive10) head += "connection: keep-alive\r\n";
+  return head + "\r\n";
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Encodes a latin-1 string (header text: every char < 256) followed by
+ * optional body bytes into one new array, so head and first body bytes go
+ * out in one write.
+ */
+export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
+  const bodyLength = body ? body.byteLength : 0;
+  const out = new Uint8Array(head.length + bodyLength);
+  // Fast path: pure ASCII encodes 1:1 with the native encoder.
+  const { read, written } = encoder.encodeInto(head, out.subarray(0, head.length));
+  if (read !== head.length || written !== head.length) {
+    for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
+  }
+  if (body) out.set(body, head.length);
+  return out;
+}
+
+const CRLF = new Uint8Array([13, 10]);
+const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]);
+
+/** The parts of one chunk of a chunked body: size line, data, CRLF. */
+export function chunkParts(data: Uint8Array): Uint8Array[] {
+  return [encoder.encode(data.byteLength.toString(16) + "\r\n"), data, CRLF];
+}
+
+/** The last chunk with an empty trailer section. */
+export function lastChunk(): Uint8Array {
+  return LAST_CHUNK;
+}
+
+/** The text of a waitress error page. */
+export function errorBody(reason: string, detail: string): string {
+  return reason + "\r\n\r\n" + detail + "\r\n\r\n(generated by waitress)";
+}
+
+/** A complete error response (head and body) that closes the connection. */
+export function errorResponseBytes(
+  version: "1.0" | "1.1",
+  status: number,
+  detail: string,
+  ident: string,
+  close = true,
+): Uint8Array {
+  const reason = reasonPhrase(status);
+  const body = encoder.encode(errorBody(reason, detail));
+  const head = buildHead({
+    version,
+    status,
+    statusText: reason,
+    facts: {
+      appLength: -1,
+      appClose: false,
+      hasDate: false,
+      hasServer: false,
+      lines: "content-type: text/plain; charset=utf-8\r\n",
+    },
+    framing: "length",
+    length: body.byteLength,
+    close,
+    keepAlive10: false,
+    ident,
+  });
+  return encodeHead(head, body);
+}

@@ -1,0 +1,193 @@
+/**
+ * createServer/serve: binds the listeners, accepts connections within
+ * `connectionLimit`, runs the maintenance timer, and closes gracefully.
+ * @module
+ */
+import { type Adjustments, type Options, resolveOptions } from "./adjustments.ts";
+import { Channel, type ChannelOwner } from "./channel.ts";
+import { TaskRunner } from "./runner.ts";
+import { detectRuntime } from "./runtime/mod.ts";
+import type { Addr, Listener, Socket } from "./runtime/types.ts";
+import type { Handler } from "./task.ts";
+
+/** A fetch handler, or an object with one (`export default { fetch }`). */
+export type App = Handler | { fetch: Handler };
+
+/** A running (or starting) server. */
+export interface Server {
+  /** Resolves when every listener is bound (then `addr`/`addrs` are set). */
+  readonly ready: Promise<void>;
+  /** The first listener's address; the real port when bound to port 0. */
+  readonly addr: Addr;
+  /** Every listener's address. */
+  readonly addrs: Addr[];
+  /** Accepts connections; resolves when the server is closed. */
+  run(): Promise<void>;
+  /**
+   * Stops accepting, lets in-flight requests finish (up to `timeout` ms,
+   * default unlimited), closes idle connections, then closes everything left.
+   */
+  close(options?: { timeout?: number }): Promise<void>;
+  /** Resolves once the server and all its connections are closed. */
+  readonly finished: Promise<void>;
+}
+
+class HttpServer implements Server, ChannelOwner {
+  readonly adj: Adjustments;
+  readonly runner: TaskRunner;
+  readonly handler: Handler;
+  readonly ready: Promise<void>;
+  readonly finished: Promise<void>;
+
+  #listeners: Listener[] = [];
+  #channels = new Set<Channel>();
+  #accepting = true;
+  #running = false;
+  #closing: Promise<void> | null = null;
+  #maintenance: ReturnType<typeof setInterval> | undefined;
+  #resolveFinished!: () => void;
+  #limitWarned = false;
+
+  constructor(app: App, options?: Options) {
+    this.handler = toHandler(app);
+    this.adj = resolveOptions(options);
+    this.runner = new TaskRunner(this.adj.maxConcurrency, this.adj.logger);
+    this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    this.ready = this.#bind();
+    this.ready.catch(() => {}); // the caller learns of it through ready/run
+    const signal = this.adj.signal;
+    if (signal) {
+      if (signal.aborted) this.ready.then(() => this.close(), () => {});
+      else signal.addEventListener("abort", () => this.close(), { once: true });
+    }
+  }
+
+  async #bind(): Promise<void> {
+    const runtime = detectRuntime();
+    try {
+      for (const spec of this.adj.listen) {
+        this.#listeners.push(await runtime.listen(spec));
+      }
+    } catch (error) {
+      await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
+      this.#listeners = [];
+      this.#resolveFinished();
+      throw error;
+    }
+  }
+
+  get addr(): Addr {
+    const first = this.#listeners[0];
+    if (!first) throw new Error("the server is not bound yet: await server.ready first");
+    return first.addr;
+  }
+
+  get addrs(): Addr[] {
+    return this.#listeners.map((l) => l.addr);
+  }
+
+  async run(): Promise<void> {
+    await this.ready;
+    if (this.#running || this.#closing) return this.finished;
+    this.#running = true;
+    for (const listener of this.#listeners) {
+      listener.start((socket) => this.#accept(socket));
+      this.adj.onListen?.(listener.addr);
+    }
+    const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
+    this.#maintenance = setInterval(() => this.#maintain(), interval * 1000);
+    return this.finished;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const channel = new Channel(this, socket);
+    this.#channels.add(channel);
+    this.#applyLimit();
+    channel.start();
+  }
+
+  channelClosed(channel: Channel): void {
+    this.#channels.delete(channel);
+    this.#applyLimit();
+    if (this.#closing && this.#channels.size === 0) this.#allClosed();
+  }
+
+  #applyLimit(): void {
+    const full = this.#channels.size >= this.adj.connectionLimit;
+    if (full === !this.#accepting || this.#closing) return;
+    this.#accepting = !full;
+    for (const listener of this.#listeners) listener.setAccepting(this.#accepting);
+    if (full && !this.#limitWarned) {
+      this.#limitWarned = true;
+      this.adj.logger.warn(
+        `total open connections reached the connection limit, no longer accepting new connections`,
+      );
+    } else if (!full && this.#limitWarned) {
+      this.#limitWarned = false;
+      this.adj.logger.info(`total open connections dropped below the connection limit, listening again`);
+    }
+  }
+
+  #maintain(): void {
+    const now = Date.now();
+    for (const channel of this.#channels) channel.checkTimeouts(now);
+  }
+
+  close(options?: { timeout?: number }): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      await this.ready.catch(() => {});
+      await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
+      for (const channel of this.#channels) channel.shutdown();
+      if (this.#channels.size === 0) this.#allClosed();
+      const timeout = options?.timeout;
+      if (timeout !== undefined && Number.isFinite(timeout)) {
+        const timer = setTimeout(() => {
+          for (const channel of this.#channels) channel.destroy();
+        }, Math.max(0, timeout));
+        await this.finished;
+        clearTimeout(timer);
+      } else {
+        await this.finished;
+      }
+    })();
+    return this.#closing;
+  }
+
+  #allClosed(): void {
+    clearInterval(this.#maintenance);
+    this.#resolveFinished();
+  }
+}
+
+function toHandler(app: App): Handler {
+  if (typeof app === "function") return app;
+  if (app && typeof app === "object" && typeof app.fetch === "function") {
+    const target = app;
+    return (request, info) => target.fetch(request, info);
+  }
+  throw new TypeError(
+    `app must be a fetch handler function or an object with a fetch method, got ${
+      app === null ? "null" : typeof app
+    }`,
+  );
+}
+
+/** Validates the options and starts binding every listener; call `run()` to accept. */
+export function createServer(app: App, options?: Options): Server {
+  return new HttpServer(app, options);
+}
+
+/** `createServer(app, options)` and `run()`: binds and serves. */
+export function serve(app: App, options?: Options): Server {
+  const server = createServer(app, options);
+  server.run().catch((error) => {
+    const adj = (server as HttpServer).adj;
+    adj.logger.error(`cannot serve: ${error instanceof Error ? error.message : error}`);
+  });
+  return server;
+}

@@ -1,0 +1,526 @@
+/**
+ * One exchange: builds the `Request` and `RequestInfo`, calls the app through
+ * the task runner, and writes its `Response` with the framing HTTP/1.1 asks
+ * for. Sans-IO: it talks to its connection only through `ExchangeHost`.
+ * @module
+ */
+import type { Adjustments } from "./adjustments.ts";
+import type { ParseError, RequestHead } from "./parser.ts";
+import { applyProxyHeaders, type ProxyView } from "./proxy_headers.ts";
+import {
+  buildHead,
+  chunkParts,
+  encodeHead,
+  errorBody,
+  errorResponseBytes,
+  type Framing,
+  inspectHeaders,
+  lastChunk,
+} from "./response.ts";
+import type { TaskRunner } from "./runner.ts";
+import type { Addr } from "./runtime/types.ts";
+
+/** A fetch handler: the app. */
+export type Handler = (request: Request, info: RequestInfo) => Response | Promise<Response>;
+
+/** What the app gets besides the Request. */
+export interface RequestInfo {
+  /** The peer, or the client named by a trusted proxy. */
+  remoteAddr: Addr;
+  /** The address the connection arrived on. */
+  localAddr: Addr;
+  /** `urlScheme`, or the scheme a trusted proxy reported. */
+  scheme: "http" | "https";
+  /** The `urlPrefix` ("" when none). */
+  scriptName: string;
+  /** The raw path after `scriptName` (no query). */
+  pathInfo: string;
+  /** Aborted when the client goes away before the response is done. */
+  signal: AbortSignal;
+}
+
+/** What a task needs from its connection. */
+export interface ExchangeHost {
+  readonly adj: Adjustments;
+  readonly runner: TaskRunner;
+  readonly handler: Handler;
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  /** The connection is gone (or being torn down): stop writing. */
+  readonly closed: boolean;
+  /** Queues response bytes (sent at the next flush). */
+  write(bytes: Uint8Array): void;
+  /** Sends queued bytes now. */
+  flush(): void;
+  /** Resolves once queued output is below `outbufHighWatermark`, or the connection closed. */
+  drained(): Promise<void>;
+  /** Writes `100 Continue` now. */
+  sendContinue(): void;
+  /** The task wants request-body bytes (a pull is pending). */
+  wantBody(): void;
+}
+
+/** How much of an unread request body is read and discarded to keep the connection. */
+export const DRAIN_LIMIT = 256 * 1024;
+
+const EMPTY = new Uint8Array(0);
+
+/** One request/response exchange on a connection. */
+export class Task {
+  /** Close the connection after this response. */
+  closeAfter: boolean;
+  /** Request body state as the connection delivers it. */
+  bodyState: "none" | "open" | "done" | "failed";
+  /** A pull is waiting for bytes (the connection should read). */
+  pullPending = false;
+  /** The app's response is finished: further body bytes are discarded. */
+  draining = false;
+  /** Body bytes received so far (raw, decoded). */
+  bodyBytes = 0;
+  /** The response head has been queued. */
+  responseStarted = false;
+  /** Resolves when the exchange is over (response written or abandoned). */
+  readonly done: Promise<void>;
+
+  #resolveDone!: () => void;
+  #abort = new AbortController();
+  #bodyController: ReadableStreamDefaultController<Uint8Array> | null = null;
+  #resolvePull: (() => void) | null = null;
+  #continueSent = false;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #forcedError: ParseError | null = null;
+
+  constructor(
+    private readonly host: ExchangeHost,
+    readonly head: RequestHead | null,
+    readonly error: ParseError | null,
+  ) {
+    this.closeAfter = error !== null || !head!.keepAlive;
+    this.bodyState = head && head.bodyKind !== "none" ? "open" : "none";
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  /** The body still has bytes to come from the client. */
+  get bodyPending(): boolean {
+    return this.bodyState === "open";
+  }
+
+  /** Runs the exchange; never rejects. */
+  async run(): Promise<void> {
+    try {
+      if (this.error) this.#writeError(this.error, "1.1");
+      else await this.#serve(this.head!);
+    } catch (error) {
+      // A bug of ours must not take the server down: log and drop the connection.
+      this.host.adj.logger.error("Internal error while serving a request", error);
+      this.closeAfter = true;
+    } finally {
+      this.#resolveDone();
+    }
+  }
+
+  /** The connection went away: wake everything that waits on it. */
+  abort(): void {
+    this.closeAfter = true;
+    this.#abort.abort(new Error("client disconnected"));
+    this.failBody(new Error("client disconnected"));
+    this.#reader?.cancel().catch(() => {});
+  }
+
+  // --- request body, fed by the connection ---------------------------------
+
+  /** Body bytes from the parser. */
+  deliver(data: Uint8Array): void {
+    this.bodyBytes += data.byteLength;
+    if (this.draining) {
+      if (this.bodyBytes > DRAIN_LIMIT) this.closeAfter = true;
+      return;
+    }
+    this.#bodyController?.enqueue(data);
+    this.#settlePull();
+  }
+
+  /** The body is complete. */
+  endBody(): void {
+    if (this.bodyState !== "open") return;
+    this.bodyState = "done";
+    try {
+      this.#bodyController?.close();
+    } catch { /* already closed by a cancel */ }
+    this.#settlePull();
+  }
+
+  /** The body cannot be completed (parse error, limit, disconnect). */
+  failBody(reason: ParseError | Error): void {
+    if (this.bodyState !== "open") return;
+    this.bodyState = "failed";
+    const error = reason instanceof Error ? reason : new Error(`${reason.status} ${reason.detail}`);
+    try {
+      this.#bodyController?.error(error);
+    } catch { /* already closed */ }
+    this.#settlePull();
+    if (!(reason instanceof Error)) this.#forcedError = reason;
+  }
+
+  /** The connection stops waiting for this body: the response is done and the body unread. */
+  startDraining(): void {
+    this.draining = true;
+    this.pullPending = this.bodyState === "open";
+    // An unread body the client has not been told to send, or a large one,
+    // is not worth reading: close instead.
+    const expectUnsent = this.head?.expectContinue && !this.#continueSent;
+    const remaining = this.head?.bodyKind === "length" ? this.head.contentLength - this.bodyBytes : 0;
+    if (expectUnsent || remaining > DRAIN_LIMIT) this.closeAfter = true;
+    try {
+      this.#bodyController?.error(new Error("the response was already sent"));
+    } catch { /* already closed */ }
+  }
+
+  #settlePull(): void {
+    this.pullPending = false;
+    const resolve = this.#resolvePull;
+    this.#resolvePull = null;
+    resolve?.();
+  }
+
+  #bodyStream(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#bodyController = controller;
+      },
+      pull: () => {
+        if (this.bodyState !== "open") return;
+        if (this.head!.expectContinue && !this.#continueSent) {
+          this.#continueSent = true;
+          this.host.sendContinue();
+        }
+        return new Promise<void>((resolve) => {
+          this.#resolvePull = resolve;
+          this.pullPending = true;
+          this.host.wantBody();
+        });
+      },
+      cancel: () => {
+        this.#bodyController = null;
+        this.#settlePull();
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  // --- the exchange ---------------------------------------------------------
+
+  async #serve(head: RequestHead): Promise<void> {
+    const { adj } = this.host;
+    let view: ProxyView = {
+      scheme: adj.urlScheme,
+      authority: head.authority || adj.serverName,
+      remoteAddr: this.host.remoteAddr,
+      headers: head.headers,
+    };
+    const proxied = applyProxyHeaders(adj, view, adj.logger);
+    if ("error" in proxied) {
+      return this.#writeError(
+        { status: 400, reason: "Bad Request", detail: proxied.error, close: true },
+        head.version,
+      );
+    }
+    view = proxied;
+
+    const path = head.path;
+    const query = path.indexOf("?");
+    const rawPath = query < 0 ? path : path.slice(0, query);
+    let pathInfo = rawPath;
+    const prefix = adj.urlPrefix;
+    if (prefix !== "") {
+      if (rawPath === prefix) pathInfo = "";
+      else if (rawPath.startsWith(prefix + "/")) pathInfo = rawPath.slice(prefix.length);
+      else {
+        return this.#writeError(
+          { status: 404, reason: "Not Found", detail: `${rawPath} is outside ${prefix}`, close: false },
+          head.version,
+        );
+      }
+    }
+
+    let request: Request;
+    try {
+      request = this.#buildRequest(head, view);
+    } catch (error) {
+      return this.#writeError(
+        { status: 400, reason: "Bad Request", detail: `Invalid request: ${errorText(error)}`, close: true },
+        head.version,
+      );
+    }
+    const info: RequestInfo = {
+      remoteAddr: view.remoteAddr,
+      localAddr: this.host.localAddr,
+      scheme: view.scheme,
+      scriptName: prefix,
+      pathInfo,
+      signal: this.#abort.signal,
+    };
+
+    let response: Response;
+    try {
+      const result = await this.host.runner.run(() => this.host.handler(request, info));
+      if (!(result instanceof Response)) {
+        throw new TypeError(`the app returned ${describe(result)}, not a Response`);
+      }
+      response = result;
+    } catch (error) {
+      response = await this.#appFailed(error, request, head);
+    }
+    if (this.#forcedError && !this.responseStarted) {
+      response.body?.cancel().catch(() => {});
+      return this.#writeError(this.#forcedError, head.version);
+    }
+    await this.#writeResponse(response, head);
+  }
+
+  #buildRequest(head: RequestHead, view: ProxyView): Request {
+    const target = head.path === "*" ? "/" : head.path;
+    const url = view.scheme + "://" + view.authority + target;
+    const hasBody = this.bodyState === "open" && head.method !== "GET" && head.method !== "HEAD";
+    if (this.bodyState === "open" && !hasBody) {
+      // fetch's Request cannot carry a GET/HEAD body: the app never sees it.
+      this.startDraining();
+    }
+    const init: RequestInit & { duplex?: "half" } = {
+      method: head.method,
+      headers: view.headers,
+      signal: this.#abort.signal,
+    };
+    if (hasBody) {
+      init.body = this.#bodyStream();
+      init.duplex = "half";
+    }
+    return new Request(url, init);
+  }
+
+  async #appFailed(error: unknown, request: Request, head: RequestHead): Promise<Response> {
+    const { adj } = this.host;
+    adj.logger.error(`Exception while serving ${head.method} ${head.target}`, error);
+    if (adj.onError) {
+      try {
+        const custom = await adj.onError(error, request);
+        if (custom instanceof Response) return custom;
+      } catch (hookError) {
+        adj.logger.error("onError threw", hookError);
+      }
+    }
+    const detail = adj.exposeTracebacks
+      ? (error instanceof Error && error.stack ? error.stack : String(error))
+      : "The server encountered an unexpected internal server error";
+    this.closeAfter = true;
+    return new Response(errorBody("Internal Server Error", detail), {
+      status: 500,
+      headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
+    });
+  }
+
+  #writeError(error: ParseError, version: "1.0" | "1.1"): void {
+    if (error.close) this.closeAfter = true;
+    if (this.host.closed) return;
+    this.responseStarted = true;
+    this.host.write(
+      errorResponseBytes(version, error.status, error.detail, this.host.adj.ident, this.closeAfter),
+    );
+  }
+
+  async #writeResponse(response: Response, head: RequestHead): Promise<void> {
+    const host = this.host;
+    const { adj } = host;
+    const body = response.body;
+    if (host.closed) {
+      body?.cancel().catch(() => {});
+      return;
+    }
+    if (response.bodyUsed || body?.locked) {
+      return this.#writeError(
+        { status: 500, reason: "", detail: "The app returned a used Response body", close: true },
+        head.version,
+      );
+    }
+    const facts = inspectHeaders(response.headers);
+    if (facts.appClose) this.closeAfter = true;
+    const status = response.status;
+    const bodiless = head.method === "HEAD" || status === 204 || status === 304 ||
+      status < 200;
+    const reader = body ? body.getReader() : null;
+    this.#reader = reader;
+
+    let first: Uint8Array | null = null;
+    let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    let single = true;
+    if (reader) {
+      try {
+        const r = await reader.read();
+        if (!r.done) {
+          first = asBytes(r.value);
+          next = reader.read();
+          single = await settlesSoon(next) && (await next).done === true;
+        }
+      } catch (error) {
+        this.#cancel(reader);
+        return this.#bodyFailed(error, head);
+      }
+    }
+    if (host.closed) return this.#cancel(reader);
+
+    // Choose the framing.
+    let framing: Framing;
+    let length = facts.appLength;
+    if (bodiless) {
+      framing = "none";
+      if (length < 0 && single && head.method === "HEAD") length = first ? first.byteLength : 0;
+      if (status === 204 || status < 200) length = -1;
+    } else if (length >= 0) {
+      framing = "length";
+    } else if (single) {
+      framing = "length";
+      length = first ? first.byteLength : 0;
+    } else if (head.version === "1.1") {
+      framing = "chunked";
+    } else {
+      framing = "close";
+      this.closeAfter = true;
+    }
+    if (!head.keepAlive) this.closeAfter = true;
+
+    const headText = buildHead({
+      version: head.version,
+      status,
+      statusText: response.statusText,
+      facts,
+      framing,
+      length,
+      close: this.closeAfter,
+      keepAlive10: head.version === "1.0" && head.keepAlive,
+      ident: adj.ident,
+    });
+    this.responseStarted = true;
+
+    if (framing === "none") {
+      if (first && status !== 304 && head.method !== "HEAD") {
+        adj.logger.warn(
+          `application-written content was ignored due to HTTP response that may not contain a message-body: (${status})`,
+        );
+      }
+      host.write(encodeHead(headText));
+      return this.#cancel(reader);
+    }
+
+    let sent = 0;
+    const emit = (chunk: Uint8Array, withHead: boolean): boolean => {
+      let data = chunk;
+      if (framing === "length" && sent + data.byteLength > length) {
+        adj.logger.warn(
+          `application-written content exceeded the number of bytes specified by Content-Length header (${length})`,
+        );
+        data = data.subarray(0, length - sent);
+      }
+      sent += data.byteLength;
+      if (framing === "chunked" && data.byteLength > 0) {
+        const parts = chunkParts(data);
+        host.write(withHead ? encodeHead(headText, parts[0]) : parts[0]);
+        host.write(parts[1]);
+        host.write(parts[2]);
+      } else if (withHead) {
+        host.write(encodeHead(headText, data));
+      } else if (data.byteLength > 0) {
+        host.write(data);
+      }
+      return !(framing === "length" && sent >= length);
+    };
+
+    let more = emit(first ?? EMPTY, true);
+    if (!single && reader && next) {
+      try {
+        while (more) {
+          const r = await next;
+          if (r.done) break;
+          if (host.closed) return this.#cancel(reader);
+          more = emit(asBytes(r.value), false);
+          host.flush();
+          if (!more) break;
+          await host.drained();
+          if (host.closed) return this.#cancel(reader);
+          next = reader.read();
+        }
+      } catch (error) {
+        this.#cancel(reader);
+        return this.#streamBroke(error, head);
+      }
+    }
+    if (!more) {
+      await this.#cancel(reader); // the declared length was reached
+    }
+    if (framing === "chunked") host.write(lastChunk());
+    if (framing === "length" && sent < length) {
+      adj.logger.warn(
+        `application returned too few bytes (${sent}) for specified Content-Length (${length})`,
+      );
+      this.closeAfter = true;
+    }
+    this.#reader = null;
+  }
+
+  async #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> {
+    this.#reader = null;
+    if (reader) await reader.cancel().catch(() => {});
+  }
+
+  #bodyFailed(error: unknown, head: RequestHead): void {
+    this.host.adj.logger.error(
+      `Exception while reading the response body of ${head.method} ${head.target}`,
+      error,
+    );
+    this.#writeError(
+      {
+        status: 500,
+        reason: "Internal Server Error",
+        detail: this.host.adj.exposeTracebacks
+          ? errorText(error)
+          : "The server encountered an unexpected internal server error",
+        close: true,
+      },
+      head.version,
+    );
+  }
+
+  #streamBroke(error: unknown, head: RequestHead): void {
+    this.host.adj.logger.error(
+      `Response body of ${head.method} ${head.target} failed after the response started`,
+      error,
+    );
+    this.closeAfter = true;
+    this.aborted = true;
+  }
+
+  /** The response could not be completed: the connection must be dropped, not ended. */
+  aborted = false;
+}
+
+/** Resolves whether `promise` settles within a few microtask turns (a body already complete). */
+async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => (settled = true), () => (settled = true));
+  for (let i = 0; i < 6 && !settled; i++) await null;
+  return settled;
+}
+
+function asBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError(`response body chunks must be Uint8Array, got ${describe(value)}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return value.constructor?.name ?? "an object";
+  return typeof value;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
