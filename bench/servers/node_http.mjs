@@ -59,8 +59,12 @@ function upload(req, res) {
   let count = 0;
   req.on("data", (chunk) => (count += chunk.length));
   req.on("end", () => {
-    res.writeHead(200, { "content-type": "text/plain;charset=UTF-8" });
-    res.end(String(count));
+    const body = String(count);
+    res.writeHead(200, {
+      "content-type": "text/plain;charset=UTF-8",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
   });
 }
 
