@@ -24,6 +24,7 @@ const HELP = `usage: deno run -A bench/run.ts [flags]
   --connections=50     wrk connections for a, b, c, f
   --pipeline=16        requests per write in b
   --idle=10000         connections held open in e
+  --transfers=5        100 MiB transfers per measured run in d (one connection each)
   --no-pin             do not pin with taskset
   --python=PATH        a python3 that can import waitress (default: /usr/bin/python3, python3)
   --out=PATH           results file (default bench/results/<date>_<time>.md; --out= for none)`;
@@ -52,6 +53,7 @@ const known = [
   "connections",
   "pipeline",
   "idle",
+  "transfers",
   "no-pin",
   "python",
   "out",
@@ -76,6 +78,7 @@ const RUNS = Math.round(num("runs", 3));
 const CONNECTIONS = Math.round(num("connections", 50));
 const PIPELINE = Math.round(num("pipeline", 16));
 let IDLE = Math.round(num("idle", 10000));
+const TRANSFERS = Math.round(num("transfers", 5));
 
 // ---------------------------------------------------------------- small helpers
 
@@ -138,15 +141,18 @@ function rssKiB(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
-/** Busy and total jiffies of one core, from /proc/stat (to show how loaded the client core is). */
+/** Busy and total jiffies of one core, from /proc/stat (how loaded each side's core is). */
 function coreJiffies(core: number): { busy: number; total: number } {
   const line = Deno.readTextFileSync("/proc/stat").split("\n").find((l) =>
     l.startsWith(`cpu${core} `)
   );
   if (!line) return { busy: NaN, total: NaN };
+  // user nice system idle iowait irq softirq steal ...: busy = user+nice+system+steal.
+  // irq/softirq are left out: loopback packet processing lands there and
+  // belongs to neither side in particular.
   const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - v[3] - (v[4] ?? 0), total };
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: v[0] + v[1] + v[2] + (v[7] ?? 0), total };
 }
 
 // ---------------------------------------------------------------- environment
@@ -473,7 +479,7 @@ async function wrkOnce(
   path: string,
   seconds: number,
   pipeline: number,
-): Promise<Omit<Run, "cpu" | "cpuPct" | "clientPct"> & { requests: number }> {
+): Promise<Omit<Run, "cpu" | "cpuPct" | "clientPct" | "foreignPct"> & { requests: number }> {
   const cmd = [
     "wrk",
     "-t1",
@@ -572,7 +578,7 @@ async function wrkCell(spec: ServerSpec, scenario: ScenarioId): Promise<Cell[]> 
 
 const MIB100 = 100 * 1024 * 1024;
 
-async function transferOnce(port: number, mode: string): Promise<number> {
+async function transferOnce(port: number, mode: string, repeat: number): Promise<number> {
   const r = await run(
     onClientCore([
       denoBin,
@@ -581,8 +587,9 @@ async function transferOnce(port: number, mode: string): Promise<number> {
       "bench/clients/transfer.ts",
       `--mode=${mode}`,
       `--port=${port}`,
+      `--repeat=${repeat}`,
     ]),
-    90_000,
+    60_000 * repeat,
   );
   const line = r.out.trim().split("\n").find((l) => l.startsWith("{"));
   const parsed = line ? JSON.parse(line) : { error: r.out.slice(-300) };
@@ -602,20 +609,23 @@ async function transferCells(spec: ServerSpec): Promise<Cell[]> {
       };
       cells.push(cell);
       try {
-        await transferOnce(server.port, mode);
+        await transferOnce(server.port, mode, 1);
         for (let i = 0; i < RUNS; i++) {
-          const m = await measured(server.pid, () => transferOnce(server.port, mode));
+          const m = await measured(
+            server.pid,
+            () => transferOnce(server.port, mode, TRANSFERS),
+          );
           const ms = m.result;
           cell.runs.push({
-            value: MIB100 / (ms / 1000) / 1e6,
-            cpu: m.cpuS * 1000,
+            value: (TRANSFERS * MIB100) / (ms / 1000) / 1e6,
+            cpu: (m.cpuS * 1000) / TRANSFERS,
             // The client's own time (connect to last byte): the process start is idle time.
             cpuPct: (100 * m.cpuS) / (ms / 1000),
             clientPct: m.clientPct,
             foreignPct: m.foreignPct,
             p99ms: NaN,
             errors: 0,
-            detail: `${ms.toFixed(0)} ms`,
+            detail: `${TRANSFERS} × 100 MiB in ${ms.toFixed(0)} ms`,
           });
           log(`  ${spec.name} ${mode} run ${i + 1}: ${cell.runs.at(-1)!.value.toFixed(0)} MB/s`);
         }
@@ -813,8 +823,8 @@ const TITLES: Record<string, string> = {
   a: `(a) hello world (12-byte body), keep-alive, ${CONNECTIONS} connections`,
   b: `(b) hello world, ${PIPELINE} requests pipelined per write, ${CONNECTIONS} connections`,
   c: `(c) 64 KiB response, keep-alive, ${CONNECTIONS} connections`,
-  "d↓": "(d) 100 MiB streamed download (64 KiB chunks), one connection",
-  "d↑": "(d) 100 MiB upload (Content-Length), one connection",
+  "d↓": `(d) 100 MiB streamed download (64 KiB chunks); ${TRANSFERS} per run, one connection each`,
+  "d↑": `(d) 100 MiB upload (Content-Length); ${TRANSFERS} per run, one connection each`,
   e: `(e) ${IDLE.toLocaleString("en-US")} idle keep-alive connections (each made one request)`,
   f: `(f) JSON through a router-style \`{ fetch }\` app, keep-alive, ${CONNECTIONS} connections`,
 };

@@ -1,9 +1,10 @@
 /**
- * Scenario (d) client: one 100 MiB download or upload over one connection,
- * timed from connect to the last response byte, printed as one JSON line.
+ * Scenario (d) client: 100 MiB downloads or uploads, each over its own
+ * connection, one after the other (--repeat, default 1), timed from the first
+ * connect to the last response byte, printed as one JSON line.
  * A raw-socket client (1 MiB reads and writes) so that the client is not
  * what limits MB/s.
- *   deno run -A bench/clients/transfer.ts --mode=download|upload --port=8080 [--host=127.0.0.1]
+ *   deno run -A bench/clients/transfer.ts --mode=download|upload --port=8080 [--repeat=5]
  * @module
  */
 
@@ -19,6 +20,7 @@ function flag(name: string, fallback: string): string {
 const mode = flag("mode", "download");
 const host = flag("host", "127.0.0.1");
 const port = Number(flag("port", "8080"));
+const repeat = Number(flag("repeat", "1"));
 const latin1 = new TextDecoder("latin1");
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
@@ -63,7 +65,9 @@ function parseHead(text: string): Head {
  * for the upload's answer). A chunked body ends with CRLF "0" CRLF CRLF; the
  * payloads here are all letters, so watching the last 7 bytes is enough.
  */
-async function readResponse(conn: Deno.Conn): Promise<{ head: Head; bodyBytes: number; body: string }> {
+async function readResponse(
+  conn: Deno.Conn,
+): Promise<{ head: Head; bodyBytes: number; body: string }> {
   const buf = new Uint8Array(BLOCK);
   let filled = 0;
   let end = -1;
@@ -136,12 +140,18 @@ const timer = setTimeout(() => {
 }, TIMEOUT_MS);
 try {
   const start = performance.now();
-  const conn = await Deno.connect({ hostname: host, port });
-  conn.setNoDelay(true);
-  const bytes = mode === "upload" ? await upload(conn) : await download(conn);
+  let bytes = 0;
+  for (let i = 0; i < repeat; i++) {
+    const conn = await Deno.connect({ hostname: host, port });
+    conn.setNoDelay(true);
+    try {
+      bytes += mode === "upload" ? await upload(conn) : await download(conn);
+    } finally {
+      conn.close();
+    }
+  }
   const ms = performance.now() - start;
-  conn.close();
-  console.log(JSON.stringify({ mode, bytes, ms }));
+  console.log(JSON.stringify({ mode, bytes, ms, repeat }));
 } catch (error) {
   console.log(JSON.stringify({ error: String(error) }));
   Deno.exitCode = 1;
