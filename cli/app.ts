@@ -1,0 +1,116 @@
+/**
+ * Loads the app: resolves `module[:name]` against the current directory,
+ * imports it, picks the export, and with `--call` calls the factory.
+ * @module
+ */
+import type { App } from "./core.ts";
+import { CliError } from "./args.ts";
+import { fileUrl, isFile, resolvePath } from "./platform.ts";
+
+/** `module[:name]` split in two; `name` is undefined for the default export. */
+export interface AppSpec {
+  /** Path or URL of the module, as given. */
+  module: string;
+  /** Export name, possibly dotted (`routes.api`); undefined = the default export. */
+  name: string | undefined;
+}
+
+const EXPORT_PATH = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$/;
+
+/**
+ * Splits `app.ts:handler`. The part after the last `:` is an export name
+ * only if it looks like one, so `jsr:@scope/pkg`, `https://host/app.ts` and
+ * `C:\app.ts` stay whole.
+ */
+export function splitAppSpec(spec: string): AppSpec {
+  const colon = spec.lastIndexOf(":");
+  if (colon > 1) {
+    const name = spec.slice(colon + 1);
+    if (EXPORT_PATH.test(name)) return { module: spec.slice(0, colon), name };
+  }
+  return { module: spec, name: undefined };
+}
+
+/** True for a specifier with a URL scheme (`file:`, `https:`, `jsr:`, `npm:` ...), not a drive letter. */
+function hasScheme(module: string): boolean {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(module);
+}
+
+/**
+ * The import specifier for `module`: URLs as they are, paths resolved against
+ * `cwd`. Throws `CliError` when a path names no file.
+ */
+export function moduleSpecifier(module: string, cwd: string): string {
+  if (hasScheme(module)) return module;
+  const path = resolvePath(cwd, module);
+  if (!isFile(path)) throw new CliError(`module not found: ${module} (looked for ${path})`);
+  return fileUrl(path);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object without a fetch method" : `a ${typeof value}`;
+}
+
+function isApp(value: unknown): value is App {
+  if (typeof value === "function") return true;
+  return value !== null && typeof value === "object" &&
+    typeof (value as { fetch?: unknown }).fetch === "function";
+}
+
+/** Imports the module and returns the app it names. Throws `CliError` with one clear line on failure. */
+export async function loadApp(spec: string, options: { call: boolean; cwd: string }): Promise<App> {
+  const { module, name } = splitAppSpec(spec);
+  const specifier = moduleSpecifier(module, options.cwd);
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = await import(specifier);
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new CliError(`cannot load ${module}: ${message}`);
+  }
+  const label = name === undefined ? "default export" : `export "${name}"`;
+  let value: unknown = namespace;
+  for (const part of name === undefined ? ["default"] : name.split(".")) {
+    const holder = value as Record<string, unknown> | null | undefined;
+    value = holder !== null && (typeof holder === "object" || typeof holder === "function")
+      ? holder[part]
+      : undefined;
+    if (value === undefined) {
+      const names = Object.keys(namespace);
+      const available = names.length === 0
+        ? "it exports nothing"
+        : `it exports: ${names.join(", ")}`;
+      const hint = name === undefined ? `; name one with ${module}:NAME` : "";
+      throw new CliError(`${module} has no ${label} (${available})${hint}`);
+    }
+  }
+  if (options.call) {
+    if (typeof value !== "function") {
+      throw new CliError(
+        `--call: the ${label} of ${module} is not callable (it is ${describe(value)})`,
+      );
+    }
+    try {
+      value = await (value as () => unknown)();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new CliError(`--call: the ${label} of ${module} threw: ${message}`);
+    }
+    if (!isApp(value)) {
+      throw new CliError(
+        `--call: the ${label} of ${module} returned ${describe(value)}, ` +
+          "not a fetch handler or an object with a fetch method",
+      );
+    }
+    return value;
+  }
+  if (!isApp(value)) {
+    throw new CliError(
+      `the ${label} of ${module} is ${describe(value)}, ` +
+        "not a fetch handler or an object with a fetch method",
+    );
+  }
+  return value;
+}

@@ -1,0 +1,89 @@
+/**
+ * Everything the CLI needs from the runtime, in one place: arguments, the
+ * working directory, output, exit, signals, file checks. `node:` modules
+ * give one API that behaves the same on Deno and Bun.
+ * @module
+ */
+import process from "node:process";
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+/** The command-line arguments after the script name. */
+export function args(): string[] {
+  return process.argv.slice(2);
+}
+
+/** The current working directory. */
+export function cwd(): string {
+  return process.cwd();
+}
+
+/** Writes one line to standard output. */
+export function out(line: string): void {
+  process.stdout.write(line + "\n");
+}
+
+/** Writes one line to standard error. */
+export function err(line: string): void {
+  process.stderr.write(line + "\n");
+}
+
+/** Ends the process with `code`. */
+export function exit(code: number): never {
+  process.exit(code);
+}
+
+/** The signals that ask the server to stop. */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/** Calls `handler` on every SIGINT or SIGTERM. */
+export function onStopSignal(handler: (signal: StopSignal) => void): void {
+  process.on("SIGINT", () => handler("SIGINT"));
+  process.on("SIGTERM", () => handler("SIGTERM"));
+}
+
+/** The conventional exit code of a process ended by `signal` (128 + its number). */
+export function signalExitCode(signal: StopSignal): number {
+  return signal === "SIGINT" ? 130 : 143;
+}
+
+/** A path resolved against `base` (absolute paths stay as they are). */
+export function resolvePath(base: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
+}
+
+/** The `file:` URL of an absolute path. */
+export function fileUrl(path: string): string {
+  return pathToFileURL(path).href;
+}
+
+/** True when `path` exists and is a regular file. */
+export function isFile(path: string): boolean {
+  try {
+    return existsSync(path) && statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** `"deno"`, `"bun"` or `"node"`. */
+export function runtimeName(): "deno" | "bun" | "node" {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (typeof g.Deno?.version?.deno === "string") return "deno";
+  if (typeof g.Bun?.version === "string") return "bun";
+  return "node";
+}
+
+/**
+ * Whether SO_REUSEPORT listeners can be opened. Deno needs its unstable
+ * `net` feature and exits the process (not catchable) without it; its
+ * `listenDatagram` API exists exactly when that feature is on.
+ */
+export function reusePortAvailable(): boolean {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (runtimeName() === "deno") return typeof g.Deno.listenDatagram === "function";
+  return true;
+}

@@ -1,0 +1,41 @@
+/**
+ * One `--threads` worker: an isolate that loads the app and serves it on
+ * the shared port (SO_REUSEPORT). Driven by messages from `workers.ts`.
+ * @module
+ */
+import { createServer, type Server } from "./core.ts";
+import { loadApp } from "./app.ts";
+import { oneLine } from "./serve.ts";
+import type { ToParent, ToWorker } from "./workers.ts";
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: ToParent): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+let server: Server | undefined;
+
+async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
+  try {
+    const app = await loadApp(message.app, { call: message.call, cwd: message.cwd });
+    server = createServer(app, { ...message.options, reusePort: true });
+    await server.ready;
+  } catch (error) {
+    scope.postMessage({ type: "failed", message: oneLine(error) });
+    return;
+  }
+  scope.postMessage({ type: "ready", addrs: server.addrs });
+  await server.run();
+  scope.postMessage({ type: "closed" });
+}
+
+scope.onmessage = (event) => {
+  const message = event.data;
+  if (message.type === "start") {
+    start(message);
+  } else if (message.type === "close") {
+    if (server === undefined) scope.postMessage({ type: "closed" });
+    else server.close();
+  }
+};
