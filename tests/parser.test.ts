@@ -1,0 +1,711 @@
+// Raw-bytes tests for every request-head rule of issue 3 (RFC 9112 §2-§9,
+// RFC 9110 §5, §8.6, §10.1.1): accepted and rejected forms, with the status.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  MAX_TARGET_LENGTH,
+  type ParseEvent,
+  type ParserLimits,
+  type RequestHead,
+  RequestParser,
+} from "../src/parser.ts";
+
+const LIMITS: ParserLimits = { maxRequestHeaderSize: 8192, maxRequestBodySize: 1 << 20 };
+
+/** Bytes of a string, one byte per char (so "\xff" is the byte 0xff). */
+function bytes(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+  return b;
+}
+
+function text(b: Uint8Array): string {
+  let s = "";
+  for (const c of b) s += String.fromCharCode(c);
+  return s;
+}
+
+/** Feeds `input` whole and collects events until null or the first error. */
+function events(input: string, limits: ParserLimits = LIMITS): ParseEvent[] {
+  const p = new RequestParser(limits);
+  p.push(bytes(input));
+  const out: ParseEvent[] = [];
+  for (;;) {
+    const e = p.next();
+    if (e === null) break;
+    out.push(e);
+    if (e.kind === "error") break;
+    if (out.length > 1000) throw new Error("runaway parser");
+  }
+  return out;
+}
+
+/** The single head of `input`, asserting it parsed without error. */
+function head(input: string, limits: ParserLimits = LIMITS): RequestHead {
+  const ev = events(input, limits);
+  const err = ev.find((e) => e.kind === "error");
+  if (err && err.kind === "error") {
+    assert.fail(`unexpected ${err.error.status} ${err.error.detail} for ${JSON.stringify(input)}`);
+  }
+  const h = ev.find((e) => e.kind === "head");
+  assert.ok(h && h.kind === "head", `no head for ${JSON.stringify(input)}`);
+  return h.head;
+}
+
+/** The status of the first error for `input`, or 0 when none. */
+function status(input: string, limits: ParserLimits = LIMITS): number {
+  const e = events(input, limits).find((e) => e.kind === "error");
+  return e && e.kind === "error" ? e.error.status : 0;
+}
+
+/** A 1.1 GET with Host and the given extra header lines. */
+function get(...lines: string[]): string {
+  return "GET / HTTP/1.1\r\nHost: x\r\n" + lines.map((l) => l + "\r\n").join("") + "\r\n";
+}
+
+describe("request line", () => {
+  test("a minimal request", () => {
+    const h = head("GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert.equal(h.method, "GET");
+    assert.equal(h.target, "/a?b=1");
+    assert.equal(h.path, "/a?b=1");
+    assert.equal(h.version, "1.1");
+    assert.equal(h.authority, "example.com");
+    assert.equal(h.bodyKind, "none");
+    assert.equal(h.contentLength, 0);
+    assert.deepEqual(h.headers, [["Host", "example.com"]]);
+  });
+
+  test("head, then end, then idle", () => {
+    const ev = events("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.deepEqual(ev.map((e) => e.kind), ["head", "end"]);
+  });
+
+  test("extension methods are passed as sent (case-sensitive token)", () => {
+    assert.equal(head("PURGE / HTTP/1.1\r\nHost: x\r\n\r\n").method, "PURGE");
+    assert.equal(
+      head("M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n".replace("*", "/")).method,
+      "M-SEARCH",
+    );
+    assert.equal(head("get / HTTP/1.1\r\nHost: x\r\n\r\n").method, "get");
+    for (const m of ["GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "OPTIONS"]) {
+      assert.equal(head(`${m} / HTTP/1.1\r\nHost: x\r\n\r\n`).method, m);
+    }
+  });
+
+  test("not exactly `method SP target SP version` is 400", () => {
+    for (
+      const line of [
+        "GET  / HTTP/1.1", // two spaces
+        "GET /  HTTP/1.1",
+        "GET\t/ HTTP/1.1", // tab separator
+        "GET /\tHTTP/1.1",
+        " GET / HTTP/1.1", // leading space
+        "GET / HTTP/1.1 ", // trailing space
+        "GET /", // HTTP/0.9 style
+        "GET / HTTP/1.1 extra",
+        "GET",
+        "/ HTTP/1.1",
+        "GET HTTP/1.1",
+      ]
+    ) {
+      assert.equal(status(line + "\r\nHost: x\r\n\r\n"), 400, JSON.stringify(line));
+    }
+  });
+
+  test("invalid method token is 400", () => {
+    for (const m of ["G@T", "GE(T", "G\xc9T", "GET\x00", 'G"T', "[GET]", "G,T"]) {
+      assert.equal(status(`${m} / HTTP/1.1\r\nHost: x\r\n\r\n`), 400, JSON.stringify(m));
+    }
+  });
+
+  test("target with whitespace, control bytes, backslash or raw non-ASCII is 400", () => {
+    for (const t of ["/a\x01b", "/a\x7fb", "/a\x00", "/\xe4", "/a\\..\\b", "/a\x0bb", "/a\x0cb"]) {
+      assert.equal(status(`GET ${t} HTTP/1.1\r\nHost: x\r\n\r\n`), 400, JSON.stringify(t));
+    }
+  });
+
+  test("version: case-sensitive `HTTP/DIGIT.DIGIT`", () => {
+    for (
+      const v of [
+        "http/1.1",
+        "Http/1.1",
+        "HTTP/1",
+        "HTTP/01.1",
+        "HTTP/1.10",
+        "HTTP/1.1.1",
+        "HTTP/a.b",
+        "HTTP1.1",
+        "HTTP/1,1",
+        "HTTPS/1.1",
+      ]
+    ) {
+      assert.equal(status(`GET / ${v}\r\nHost: x\r\n\r\n`), 400, v);
+    }
+  });
+
+  test("unsupported major version is 505; higher 1.x minors are served as 1.1", () => {
+    assert.equal(status("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+    assert.equal(status("GET / HTTP/0.9\r\nHost: x\r\n\r\n"), 505);
+    assert.equal(status("GET / HTTP/9.9\r\nHost: x\r\n\r\n"), 505);
+    const e = events("GET / HTTP/2.0\r\nHost: x\r\n\r\n")[0];
+    assert.ok(e.kind === "error");
+    assert.equal(e.error.reason, "HTTP Version Not Supported");
+    assert.equal(head("GET / HTTP/1.2\r\nHost: x\r\n\r\n").version, "1.1");
+    assert.equal(head("GET / HTTP/1.9\r\nHost: x\r\n\r\n").version, "1.1");
+    assert.equal(head("GET / HTTP/1.0\r\n\r\n").version, "1.0");
+  });
+
+  test("bare CR and bare LF in the request line are 400", () => {
+    assert.equal(status("GET /\r HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\rHost: x\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\nHost: x\n\n"), 400);
+    assert.equal(status("GET /\n HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status("GET\r / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+  });
+
+  test("bare-LF requests are refused at once, not left waiting", () => {
+    const p = new RequestParser(LIMITS);
+    p.push(bytes("GET / HTTP/1.1\n"));
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "error");
+    assert.equal(e.error.status, 400);
+  });
+
+  test("empty lines before the request line are skipped", () => {
+    const h = head("\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.equal(h.method, "GET");
+    const p = new RequestParser(LIMITS);
+    p.push(bytes("\r\n"));
+    assert.equal(p.next(), null);
+    assert.equal(p.state, "idle");
+    assert.equal(p.buffered, 0);
+    // A bare LF, or a CR followed by something else, is not an empty line.
+    assert.equal(status("\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status("\rGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status(" \r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+  });
+
+  test("skipped empty lines count toward the header limit", () => {
+    const limits = { maxRequestHeaderSize: 100, maxRequestBodySize: 100 };
+    const req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"; // 27 bytes
+    assert.equal(status("\r\n".repeat(36) + req, limits), 0); // 72 + 27 = 99
+    assert.equal(status("\r\n".repeat(37) + req, limits), 431); // 101
+    assert.equal(status("\r\n".repeat(60), limits), 431);
+  });
+
+  test("an 8000-octet request line is accepted; a target over the limit is 414", () => {
+    const limits = { maxRequestHeaderSize: 65536, maxRequestBodySize: 1 };
+    const t8000 = "/" + "a".repeat(8000 - "GET / HTTP/1.1".length);
+    const line = `GET ${t8000} HTTP/1.1`;
+    assert.equal(line.length, 8000);
+    assert.equal(head(line + "\r\nHost: x\r\n\r\n", limits).target, t8000);
+    const tMax = "/" + "b".repeat(MAX_TARGET_LENGTH - 1);
+    assert.equal(head(`GET ${tMax} HTTP/1.1\r\nHost: x\r\n\r\n`, limits).target.length, 16384);
+    const tOver = tMax + "c";
+    const ev = events(`GET ${tOver} HTTP/1.1\r\nHost: x\r\n\r\n`, limits);
+    assert.equal(ev.length, 1);
+    assert.ok(ev[0].kind === "error");
+    assert.equal(ev[0].error.status, 414);
+    assert.equal(ev[0].error.reason, "URI Too Long");
+  });
+
+  test("CONNECT is refused with 501", () => {
+    const ev = events("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    assert.ok(ev[0].kind === "error");
+    assert.equal(ev[0].error.status, 501);
+    assert.equal(ev[0].error.reason, "Not Implemented");
+  });
+
+  test("asterisk-form only with OPTIONS", () => {
+    const h = head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.equal(h.target, "*");
+    assert.equal(h.path, "*");
+    assert.equal(status("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    assert.equal(status("OPTIONS *x HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+  });
+
+  test("absolute-form: the target's authority wins over Host", () => {
+    let h = head("GET http://example.com:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert.equal(h.authority, "example.com:8080");
+    assert.equal(h.path, "/p?q=1");
+    assert.equal(h.target, "http://example.com:8080/p?q=1");
+    h = head("GET HTTPS://[::1]:443 HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert.equal(h.authority, "[::1]:443");
+    assert.equal(h.path, "/");
+    h = head("GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert.equal(h.path, "/?x=1");
+    // Host is still required on 1.1, and must still be valid.
+    assert.equal(status("GET http://h/ HTTP/1.1\r\n\r\n"), 400);
+    assert.equal(status("GET http://h/ HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+    assert.equal(head("GET http://h/ HTTP/1.0\r\n\r\n").authority, "h");
+  });
+
+  test("absolute-form: bad schemes and authorities are 400", () => {
+    for (
+      const t of [
+        "ftp://h/",
+        "http:/h/",
+        "http//h/",
+        "http://user@h/",
+        "http://user:pw@h/",
+        "http:///p",
+        "http://:80/",
+        "http://h:8x/",
+        "http://[::1/",
+        "1http://h/",
+        "example.com:443", // authority-form is CONNECT's
+        "h/",
+      ]
+    ) {
+      assert.equal(status(`GET ${t} HTTP/1.1\r\nHost: h\r\n\r\n`), 400, t);
+    }
+  });
+
+  test("an origin-form target starting with // stays a path", () => {
+    const h = head("GET //evil.example/x HTTP/1.1\r\nHost: good\r\n\r\n");
+    assert.equal(h.path, "//evil.example/x");
+    assert.equal(h.authority, "good");
+  });
+});
+
+describe("header fields", () => {
+  test("names as sent, values with only SP/HTAB trimmed, in order", () => {
+    const h = head(get("X-A:  v1 ", "x-a:\tv2\t", "X-Empty:", "X-Spaces:   ", "X-Inner: a  b\tc"));
+    assert.deepEqual(h.headers, [
+      ["Host", "x"],
+      ["X-A", "v1"],
+      ["x-a", "v2"],
+      ["X-Empty", ""],
+      ["X-Spaces", ""],
+      ["X-Inner", "a  b\tc"],
+    ]);
+    assert.equal(h.get("x-a"), "v1, v2");
+    assert.equal(h.get("X-A"), "v1, v2");
+    assert.equal(h.get("x-empty"), "");
+    assert.equal(h.get("x-missing"), undefined);
+    assert.equal(h.get("host"), "x");
+  });
+
+  test("obs-text is kept byte-exact; \\x85, \\xa0 are not whitespace", () => {
+    const h = head(get("X-Latin: caf\xe9 \xff", "X-Nbsp: \xa0v\xa0", "X-Nel: \x85v"));
+    assert.equal(h.get("x-latin"), "caf\xe9 \xff");
+    assert.equal(h.get("x-nbsp"), "\xa0v\xa0");
+    assert.equal(h.get("x-nel"), "\x85v");
+    assert.deepEqual(h.headers[1], ["X-Latin", "caf\xe9 \xff"]);
+  });
+
+  test("long values decode exactly (ASCII and latin-1)", () => {
+    const ascii = "v".repeat(5000);
+    const latin = "\xe9".repeat(9000) + "z";
+    const h = head(get("A: " + ascii, "B: " + latin), { ...LIMITS, maxRequestHeaderSize: 65536 });
+    assert.equal(h.get("a"), ascii);
+    assert.equal(h.get("b"), latin);
+    assert.equal(h.headers[2][1], latin);
+  });
+
+  test("obs-fold anywhere is 400 (also right after the request line)", () => {
+    assert.equal(status("GET / HTTP/1.1\r\n Host: x\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\n\tHost: x\r\n\r\n"), 400);
+    assert.equal(status(get("X-A: a", " b")), 400);
+    assert.equal(status(get("X-A: a", "\tb")), 400);
+  });
+
+  test("whitespace between field name and colon is 400", () => {
+    assert.equal(status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), 400);
+    assert.equal(status(get("X-A\t: 1")), 400);
+    assert.equal(status(get("X A: 1")), 400);
+  });
+
+  test("empty or non-token field names are 400", () => {
+    for (
+      const line of [
+        ": x",
+        "X(A): 1",
+        "X@A: 1",
+        'X"A: 1',
+        "X\xe9: 1",
+        "X\x00: 1",
+        "[a]: 1",
+        "a/b: 1",
+        "NoColon",
+      ]
+    ) {
+      assert.equal(status(get(line)), 400, JSON.stringify(line));
+    }
+  });
+
+  test("NUL, CR, LF and other control bytes in a value are 400; HTAB is fine", () => {
+    for (const v of ["a\x00b", "a\x01", "\x0bchunked", "a\x0cb", "a\x1fb", "a\x7fb", "a\x1b[0m"]) {
+      assert.equal(status(get("X-V: " + v)), 400, JSON.stringify(v));
+    }
+    assert.equal(status(get("X-V: a\rb")), 400); // bare CR
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\nX-V: a\nb: c\r\n\r\n"), 400); // bare LF
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\n\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: x\r\n\r\r\n"), 400);
+    assert.equal(head(get("X-V: a\tb")).get("x-v"), "a\tb");
+  });
+
+  test("lookup lower-cases ASCII only (no Kelvin-sign tricks)", () => {
+    // Names are tokens, so a UTF-8 Kelvin sign in a name is refused outright...
+    assert.equal(status(get("Trans\xe2\x84\xaafer: 1")), 400);
+    // ...and get() never folds non-ASCII characters.
+    const h = head(get("X-K: 1"));
+    assert.equal(h.get("x-k"), "1");
+    assert.equal(h.get("X-K"), "1");
+    assert.equal(h.get("x-\u212a"), undefined);
+  });
+});
+
+describe("Host", () => {
+  test("HTTP/1.1 requires exactly one Host", () => {
+    assert.equal(status("GET / HTTP/1.1\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), 400);
+    assert.equal(status("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+    const h = head("GET / HTTP/1.0\r\n\r\n");
+    assert.equal(h.authority, "");
+  });
+
+  test("valid Host values", () => {
+    for (
+      const v of [
+        "example.com",
+        "example.com:8080",
+        "127.0.0.1",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "[2001:db8::1]",
+        "[2001:db8:0:0:0:0:0:1]",
+        "[::ffff:192.0.2.1]",
+        "[v1.fe80::a+en1]",
+        "xn--bcher-kva.example",
+        "a%20b",
+        "h:",
+        "sub_domain.example~!$&'()*+,;=",
+        "",
+      ]
+    ) {
+      assert.equal(head(get().replace("Host: x", () => "Host: " + v)).authority, v, v);
+    }
+  });
+
+  test("invalid Host values are 400", () => {
+    for (
+      const v of [
+        "user@example.com",
+        "example.com/path",
+        "exa mple.com",
+        "example.com:80x",
+        "example.com:80:81",
+        "[::1",
+        "::1",
+        "[::g]",
+        "[1:2:3:4:5:6:7:8:9]",
+        "[1::2::3]",
+        "[1:2:3:4:5:6:7]",
+        "[::1]x",
+        "[]",
+        "a%2",
+        "a%zz",
+        "ex\xe4mple.com",
+        "a\\b",
+        "a?b",
+        "a#b",
+      ]
+    ) {
+      assert.equal(status(get().replace("Host: x", () => "Host: " + v)), 400, JSON.stringify(v));
+    }
+  });
+});
+
+describe("Content-Length", () => {
+  test("1*DIGIT frames the body; the rest is the next request", () => {
+    const ev = events(
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert.deepEqual(ev.map((e) => e.kind), ["head", "body", "end", "head", "end"]);
+    assert.ok(ev[0].kind === "head" && ev[1].kind === "body" && ev[3].kind === "head");
+    assert.equal(ev[0].head.bodyKind, "length");
+    assert.equal(ev[0].head.contentLength, 5);
+    assert.equal(text(ev[1].data), "hello");
+    assert.equal(ev[3].head.path, "/b");
+  });
+
+  test("body data is a view of the pushed chunk, not a copy", () => {
+    const p = new RequestParser(LIMITS);
+    const chunk = bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    p.push(chunk);
+    assert.equal(p.next()?.kind, "head");
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "body");
+    assert.equal(e.data.buffer, chunk.buffer);
+    assert.equal(e.data.byteOffset, chunk.length - 3);
+  });
+
+  test("zero length: a head of kind length 0, then end", () => {
+    const ev = events("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert.deepEqual(ev.map((e) => e.kind), ["head", "end"]);
+    assert.ok(ev[0].kind === "head");
+    assert.equal(ev[0].head.bodyKind, "length");
+    assert.equal(ev[0].head.contentLength, 0);
+  });
+
+  test("anything but 1*DIGIT is 400", () => {
+    for (
+      const v of [
+        "+5",
+        "-5",
+        "0x5",
+        "5e0",
+        "5.0",
+        "5 5",
+        "",
+        "1,1",
+        "5,",
+        "abc",
+        "\xd9\xa1",
+        "5\x0b",
+        "\x0b5",
+        "\xa05",
+        "Infinity",
+        "NaN",
+        "0b1",
+        "1_0",
+      ]
+    ) {
+      assert.equal(status(get("Content-Length: " + v)), 400, JSON.stringify(v));
+    }
+    assert.equal(head(get("Content-Length:  \t5\t ") + "12345").contentLength, 5);
+    assert.equal(head(get("Content-Length: 007") + "1234567").contentLength, 7);
+  });
+
+  test("repeated identical values collapse; differing ones are 400", () => {
+    assert.equal(head(get("Content-Length: 3", "Content-Length: 3") + "abc").contentLength, 3);
+    assert.equal(head(get("Content-Length: 3", "content-length: 003") + "abc").contentLength, 3);
+    assert.equal(status(get("Content-Length: 3", "Content-Length: 4")), 400);
+    assert.equal(status(get("Content-Length: 0", "Content-Length: 10")), 400);
+  });
+
+  test("too large to represent exactly is 400; over the body limit is 413 without a head", () => {
+    const big = { maxRequestHeaderSize: 8192, maxRequestBodySize: Number.MAX_SAFE_INTEGER };
+    assert.equal(
+      head(get("Content-Length: 9007199254740991"), big).contentLength,
+      9007199254740991,
+    );
+    assert.equal(status(get("Content-Length: 9007199254740992"), big), 400);
+    assert.equal(status(get("Content-Length: 99999999999999999999999999"), big), 400);
+    const small = { maxRequestHeaderSize: 8192, maxRequestBodySize: 10 };
+    assert.equal(head(get("Content-Length: 10") + "0123456789", small).contentLength, 10);
+    const ev = events(get("Content-Length: 11"), small);
+    assert.equal(ev.length, 1);
+    assert.ok(ev[0].kind === "error");
+    assert.equal(ev[0].error.status, 413);
+    assert.equal(ev[0].error.reason, "Content Too Large");
+  });
+});
+
+describe("Transfer-Encoding", () => {
+  test("chunked, case-insensitive, OWS and empty elements ignored", () => {
+    for (
+      const v of [
+        "chunked",
+        "Chunked",
+        "CHUNKED",
+        " chunked ",
+        ", chunked",
+        "chunked,",
+        " , chunked , ",
+      ]
+    ) {
+      assert.equal(head(get("Transfer-Encoding: " + v)).bodyKind, "chunked", v);
+    }
+  });
+
+  test("final coding not chunked, or chunked twice, is 400", () => {
+    for (
+      const v of [
+        "chunked, gzip",
+        "gzip",
+        "identity",
+        "chunked, chunked",
+        "",
+        " , ",
+        "xchunked",
+        "chunked;q=1",
+        "\xa0chunked",
+        "chun\xe2\x84\xaaed",
+        "\x85chunked",
+      ]
+    ) {
+      assert.equal(status(get("Transfer-Encoding: " + v)), 400, JSON.stringify(v));
+    }
+    assert.equal(status(get("Transfer-Encoding: chunked", "Transfer-Encoding: chunked")), 400);
+    assert.equal(status(get("Transfer-Encoding: chunked", "Transfer-Encoding: gzip")), 400);
+    assert.equal(status(get("Transfer-Encoding: \x0bchunked")), 400);
+  });
+
+  test("an unimplemented coding before chunked is 501", () => {
+    assert.equal(status(get("Transfer-Encoding: gzip, chunked")), 501);
+    assert.equal(status(get("Transfer-Encoding: gzip", "Transfer-Encoding: chunked")), 501);
+    assert.equal(status(get("Transfer-Encoding: identity, chunked")), 501);
+  });
+
+  test("Content-Length together with Transfer-Encoding is 400", () => {
+    assert.equal(status(get("Content-Length: 5", "Transfer-Encoding: chunked")), 400);
+    assert.equal(status(get("Transfer-Encoding: chunked", "Content-Length: 0")), 400);
+  });
+
+  test("Transfer-Encoding on HTTP/1.0 is 400", () => {
+    assert.equal(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert.equal(
+      status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+      400,
+    );
+  });
+});
+
+describe("persistence and expectations", () => {
+  test("HTTP/1.1 keeps alive unless a close token is in Connection", () => {
+    assert.equal(head(get()).keepAlive, true);
+    assert.equal(head(get("Connection: keep-alive")).keepAlive, true);
+    assert.equal(head(get("Connection: close")).keepAlive, false);
+    assert.equal(head(get("Connection: Close")).keepAlive, false);
+    assert.equal(head(get("Connection: keep-alive, close")).keepAlive, false);
+    assert.equal(head(get("Connection: upgrade", "Connection: close")).keepAlive, false);
+    assert.equal(head(get("Connection: closed")).keepAlive, true);
+    assert.equal(head(get("Connection: x-close")).keepAlive, true);
+  });
+
+  test("HTTP/1.0 keeps alive only with keep-alive", () => {
+    assert.equal(head("GET / HTTP/1.0\r\n\r\n").keepAlive, false);
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keepAlive, true);
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keepAlive, true);
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: te, keep-alive\r\n\r\n").keepAlive, true);
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n").keepAlive, false);
+    assert.equal(head("GET / HTTP/1.0\r\nConnection: keepalive\r\n\r\n").keepAlive, false);
+  });
+
+  test("Expect: 100-continue only on 1.1 with a body", () => {
+    assert.equal(head(get("Expect: 100-continue", "Content-Length: 5")).expectContinue, true);
+    assert.equal(head(get("Expect: 100-Continue", "Content-Length: 5")).expectContinue, true);
+    assert.equal(
+      head(get("Expect: 100-continue", "Transfer-Encoding: chunked")).expectContinue,
+      true,
+    );
+    assert.equal(head(get("Expect: 100-continue", "Content-Length: 0")).expectContinue, false);
+    assert.equal(head(get("Expect: 100-continue")).expectContinue, false);
+    assert.equal(head(get("Expect: 200-ok", "Content-Length: 5")).expectContinue, false);
+    const h10 = head("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    assert.equal(h10.expectContinue, false);
+  });
+});
+
+describe("limits and parser state", () => {
+  const limits = { maxRequestHeaderSize: 64, maxRequestBodySize: 100 };
+
+  test("a head of exactly maxRequestHeaderSize is accepted; one byte more is 431", () => {
+    const base = "GET / HTTP/1.1\r\nHost: x\r\nX: \r\n\r\n"; // 32 bytes
+    const exact = base.replace("X: ", "X: " + "a".repeat(64 - base.length));
+    assert.equal(exact.length, 64);
+    assert.equal(status(exact, limits), 0);
+    const over = exact.replace("X: ", "X: a");
+    const ev = events(over, limits);
+    assert.ok(ev[0].kind === "error");
+    assert.equal(ev[0].error.status, 431);
+    assert.equal(ev[0].error.reason, "Request Header Fields Too Large");
+    assert.equal(ev[0].error.detail, "exceeds max_header of 64");
+  });
+
+  test("431 as soon as the buffered head is too long, without waiting for CRLFCRLF", () => {
+    const p = new RequestParser(limits);
+    p.push(bytes("GET / HTTP/1.1\r\nHost: x\r\nX-Long: "));
+    assert.equal(p.next(), null);
+    assert.equal(p.state, "head");
+    p.push(bytes("a".repeat(40)));
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "error");
+    assert.equal(e.error.status, 431);
+    // A request line with no end at all is bounded too.
+    const q = new RequestParser(limits);
+    q.push(bytes("GET /" + "a".repeat(100)));
+    const f = q.next();
+    assert.ok(f !== null && f.kind === "error" && f.error.status === 431);
+  });
+
+  test("errors are terminal: same event again, nothing buffered, pushes ignored", () => {
+    const p = new RequestParser(LIMITS);
+    p.push(bytes("GET / HTTP/1.1\r\nHost : x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "error");
+    assert.equal(e.error.status, 400);
+    assert.equal(e.error.close, true);
+    assert.equal(e.error.reason, "Bad Request");
+    assert.equal(typeof e.error.detail, "string");
+    assert.equal(p.state, "error");
+    assert.equal(p.buffered, 0);
+    p.push(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.equal(p.buffered, 0);
+    assert.equal(p.next(), e);
+    assert.equal(p.next(), e);
+  });
+
+  test("state and buffered follow the request", () => {
+    const p = new RequestParser(LIMITS);
+    assert.equal(p.state, "idle");
+    assert.equal(p.buffered, 0);
+    p.push(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"));
+    assert.equal(p.state, "head");
+    assert.equal(p.buffered, 49);
+    assert.equal(p.next()?.kind, "head");
+    assert.equal(p.state, "body");
+    assert.equal(p.buffered, 2);
+    assert.equal(p.next()?.kind, "body");
+    assert.equal(p.next(), null);
+    assert.equal(p.state, "body");
+    p.push(bytes("cdGET"));
+    assert.equal(p.next()?.kind, "body");
+    assert.equal(p.next()?.kind, "end");
+    assert.equal(p.state, "head");
+    assert.equal(p.buffered, 3);
+    assert.equal(p.next(), null);
+    p.push(bytes(" / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.equal(p.next()?.kind, "head");
+    assert.equal(p.next()?.kind, "end");
+    assert.equal(p.state, "idle");
+    assert.equal(p.next(), null);
+  });
+
+  test("bytes stay buffered while the channel does not call next()", () => {
+    const p = new RequestParser(LIMITS);
+    const one = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    p.push(bytes(one + one));
+    assert.equal(p.next()?.kind, "head");
+    assert.equal(p.next()?.kind, "end");
+    assert.equal(p.buffered, one.length);
+    p.push(bytes(one));
+    assert.equal(p.buffered, 2 * one.length);
+    const kinds: string[] = [];
+    for (let e = p.next(); e !== null; e = p.next()) kinds.push(e.kind);
+    assert.deepEqual(kinds, ["head", "end", "head", "end"]);
+  });
+
+  test("the error detail never echoes much client input", () => {
+    const long = "X".repeat(5000);
+    for (
+      const input of [
+        `GET /${long}\x01 HTTP/1.1\r\nHost: x\r\n\r\n`,
+        get(`${long}\x01: 1`),
+        get(`X: ${long}\x01`),
+        get(`Content-Length: ${long}`),
+        get(`Transfer-Encoding: ${long}`),
+      ]
+    ) {
+      const e = events(input, { maxRequestHeaderSize: 65536, maxRequestBodySize: 1 })[0];
+      assert.ok(e.kind === "error");
+      assert.ok(e.error.detail.length < 120, e.error.detail);
+    }
+  });
+});
