@@ -11,6 +11,7 @@
  * @module
  */
 export { createServer, serve } from "./src/server.ts";
+export { fileResponse } from "./src/file_response.ts";
 export type { App, Server } from "./src/server.ts";
 export type { Handler, RequestInfo } from "./src/task.ts";
 export type { Logger, Options } from "./src/adjustments.ts";

@@ -66,7 +66,7 @@ class HttpServer implements Server, ChannelOwner {
     const runtime = detectRuntime();
     try {
       for (const spec of this.adj.listen) {
-        this.#listeners.push(await runtime.listen(spec));
+        this.#listeners.push(await runtime.listen({ ...spec, recvBytes: this.adj.recvBytes }));
       }
     } catch (error) {
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
@@ -128,7 +128,9 @@ class HttpServer implements Server, ChannelOwner {
       );
     } else if (!full && this.#limitWarned) {
       this.#limitWarned = false;
-      this.adj.logger.info(`total open connections dropped below the connection limit, listening again`);
+      this.adj.logger.info(
+        `total open connections dropped below the connection limit, listening again`,
+      );
     }
   }
 

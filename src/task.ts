@@ -65,6 +65,13 @@ export const DRAIN_LIMIT = 256 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
+/** An error answered with a waitress error page (a ParseError is one). */
+interface ErrorPage {
+  status: number;
+  detail: string;
+  close: boolean;
+}
+
 /** One request/response exchange on a connection. */
 export class Task {
   /** Close the connection after this response. */
@@ -87,6 +94,8 @@ export class Task {
   #bodyController: ReadableStreamDefaultController<Uint8Array> | null = null;
   #resolvePull: (() => void) | null = null;
   #continueSent = false;
+  /** The app (or its response) has started reading the request body. */
+  #bodyInUse = false;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #forcedError: ParseError | null = null;
 
@@ -166,14 +175,22 @@ export class Task {
   startDraining(): void {
     this.draining = true;
     this.pullPending = this.bodyState === "open";
-    // An unread body the client has not been told to send, or a large one,
-    // is not worth reading: close instead.
-    const expectUnsent = this.head?.expectContinue && !this.#continueSent;
-    const remaining = this.head?.bodyKind === "length" ? this.head.contentLength - this.bodyBytes : 0;
-    if (expectUnsent || remaining > DRAIN_LIMIT) this.closeAfter = true;
+    if (this.#drainIsFutile()) this.closeAfter = true;
     try {
       this.#bodyController?.error(new Error("the response was already sent"));
     } catch { /* already closed */ }
+  }
+
+  /**
+   * An unread body the client was not told to send (100-continue), or one
+   * larger than DRAIN_LIMIT, is not worth reading: close instead.
+   */
+  #drainIsFutile(): boolean {
+    const expectUnsent = this.head?.expectContinue && !this.#continueSent;
+    const remaining = this.head?.bodyKind === "length"
+      ? this.head.contentLength - this.bodyBytes
+      : 0;
+    return Boolean(expectUnsent) || remaining > DRAIN_LIMIT;
   }
 
   #settlePull(): void {
@@ -189,6 +206,7 @@ export class Task {
         this.#bodyController = controller;
       },
       pull: () => {
+        this.#bodyInUse = true;
         if (this.bodyState !== "open") return;
         if (this.head!.expectContinue && !this.#continueSent) {
           this.#continueSent = true;
@@ -220,7 +238,7 @@ export class Task {
     const proxied = applyProxyHeaders(adj, view, adj.logger);
     if ("error" in proxied) {
       return this.#writeError(
-        { status: 400, reason: "Bad Request", detail: proxied.error, close: true },
+        { status: 400, detail: proxied.error, close: true },
         head.version,
       );
     }
@@ -236,7 +254,7 @@ export class Task {
       else if (rawPath.startsWith(prefix + "/")) pathInfo = rawPath.slice(prefix.length);
       else {
         return this.#writeError(
-          { status: 404, reason: "Not Found", detail: `${rawPath} is outside ${prefix}`, close: false },
+          { status: 404, detail: `${rawPath} is outside ${prefix}`, close: false },
           head.version,
         );
       }
@@ -247,7 +265,7 @@ export class Task {
       request = this.#buildRequest(head, view);
     } catch (error) {
       return this.#writeError(
-        { status: 400, reason: "Bad Request", detail: `Invalid request: ${errorText(error)}`, close: true },
+        { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
         head.version,
       );
     }
@@ -318,7 +336,7 @@ export class Task {
     });
   }
 
-  #writeError(error: ParseError, version: "1.0" | "1.1"): void {
+  #writeError(error: ErrorPage, version: "1.0" | "1.1"): void {
     if (error.close) this.closeAfter = true;
     if (this.host.closed) return;
     this.responseStarted = true;
@@ -337,12 +355,16 @@ export class Task {
     }
     if (response.bodyUsed || body?.locked) {
       return this.#writeError(
-        { status: 500, reason: "", detail: "The app returned a used Response body", close: true },
+        { status: 500, detail: "The app returned a used Response body", close: true },
         head.version,
       );
     }
     const facts = inspectHeaders(response.headers);
     if (facts.appClose) this.closeAfter = true;
+    // Decide before the head goes out whether an unread body forces a close.
+    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
+      this.closeAfter = true;
+    }
     const status = response.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 304 ||
       status < 200;
@@ -478,7 +500,6 @@ export class Task {
     this.#writeError(
       {
         status: 500,
-        reason: "Internal Server Error",
         detail: this.host.adj.exposeTracebacks
           ? errorText(error)
           : "The server encountered an unexpected internal server error",
@@ -523,4 +544,3 @@ function describe(value: unknown): string {
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-

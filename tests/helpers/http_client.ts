@@ -15,7 +15,9 @@ export function recordingLogger(): {
 } {
   const lines: string[] = [];
   const log = (level: string) => (...args: unknown[]) => {
-    lines.push(level + ": " + args.map((a) => (a instanceof Error ? a.message : String(a))).join(" "));
+    lines.push(
+      level + ": " + args.map((a) => (a instanceof Error ? a.message : String(a))).join(" "),
+    );
   };
   return { info: log("info"), warn: log("warn"), error: log("error"), lines };
 }
@@ -174,7 +176,11 @@ export interface ParsedResponse {
  * Parses as many complete responses as `data` holds. `headOnly` marks
  * responses to HEAD (no body). A close-delimited body counts as complete.
  */
-export function parseResponses(data: Uint8Array, headOnly = false, closed = false): ParsedResponse[] {
+export function parseResponses(
+  data: Uint8Array,
+  headOnly = false,
+  closed = false,
+): ParsedResponse[] {
   const text = fromLatin1(data);
   const out: ParsedResponse[] = [];
   let pos = 0;
@@ -256,7 +262,11 @@ export function fromLatin1(b: Uint8Array): string {
 }
 
 /** Sends `request` on a fresh connection, returns everything until the server closes. */
-export async function exchange(port: number, request: string | Uint8Array, ms = 5000): Promise<string> {
+export async function exchange(
+  port: number,
+  request: string | Uint8Array,
+  ms = 5000,
+): Promise<string> {
   const client = await RawClient.connect(port);
   try {
     client.send(request);

@@ -1,0 +1,609 @@
+// End-to-end tests of serve(): raw request bytes over real loopback sockets.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, serve } from "../mod.ts";
+import {
+  exchange,
+  parseResponses,
+  RawClient,
+  recordingLogger,
+  sleep,
+  withServer,
+} from "./helpers/http_client.ts";
+
+const hello = () => new Response("Hello world\n");
+
+describe("serve: basics", () => {
+  test("answers a GET with Content-Length, Date and Server", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [r] = await c.responses(1);
+      c.close();
+      assert.equal(r.version, "1.1");
+      assert.equal(r.status, 200);
+      assert.equal(r.reason, "OK");
+      assert.equal(r.header("content-length"), "12");
+      assert.equal(r.header("server"), "waitress");
+      assert.match(r.header("date")!, /GMT$/);
+      assert.equal(r.body, "Hello world\n");
+    });
+  });
+
+  test("serve() binds and run()s; addr reports the real port; { fetch } apps work", async () => {
+    const server = serve({ fetch: (req: Request) => new Response(req.url) }, {
+      host: "127.0.0.1",
+      port: 0,
+      logger: recordingLogger(),
+    });
+    await server.ready;
+    assert.equal(server.addr.transport, "tcp");
+    assert.ok(server.addr.port! > 0);
+    assert.deepEqual(server.addrs, [server.addr]);
+    const text = await exchange(
+      server.addr.port!,
+      "GET /a/b?c=d HTTP/1.1\r\nHost: example.com:81\r\nConnection: close\r\n\r\n",
+    );
+    const [r] = parseResponses(new TextEncoder().encode(text));
+    assert.equal(r.body, "http://example.com:81/a/b?c=d");
+    assert.equal(r.header("connection"), "close");
+    await server.close();
+    await server.finished;
+  });
+
+  test("RequestInfo carries addresses, scheme, urlPrefix split and signal", async () => {
+    let seen: Record<string, unknown> = {};
+    await withServer(
+      (_req, info) => {
+        seen = {
+          remote: info.remoteAddr.hostname,
+          local: info.localAddr.port,
+          scheme: info.scheme,
+          scriptName: info.scriptName,
+          pathInfo: info.pathInfo,
+          aborted: info.signal.aborted,
+        };
+        return new Response("ok");
+      },
+      { urlPrefix: "/app" },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET /app/x/y?z HTTP/1.1\r\nHost: h\r\n\r\n");
+        await c.responses(1);
+        assert.deepEqual(seen, {
+          remote: "127.0.0.1",
+          local: port,
+          scheme: "http",
+          scriptName: "/app",
+          pathInfo: "/x/y",
+          aborted: false,
+        });
+        c.send("GET /other HTTP/1.1\r\nHost: h\r\n\r\n");
+        const rs = await c.responses(2);
+        assert.equal(rs[1].status, 404);
+        c.close();
+      },
+    );
+  });
+
+  test("HTTP/1.0 gets an HTTP/1.0 status line and the connection closes", async () => {
+    await withServer(hello, {}, async (port) => {
+      const text = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+      assert.match(text, /^HTTP\/1\.0 200 OK\r\n/);
+      assert.match(text, /Hello world\n$/);
+    });
+  });
+
+  test("HTTP/1.0 keep-alive is honoured", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      const [r] = await c.responses(1);
+      assert.equal(r.header("connection"), "keep-alive");
+      c.send("GET / HTTP/1.0\r\n\r\n");
+      await c.closedByServer();
+      assert.equal(parseResponses(c.received).length, 2);
+      c.close();
+    });
+  });
+});
+
+describe("serve: pipelining and lookahead", () => {
+  test("50 pipelined requests with slow and fast responses come back in order", async () => {
+    await withServer(
+      async (req) => {
+        const n = Number(new URL(req.url).searchParams.get("n"));
+        if (n % 3 === 0) await sleep(5);
+        return new Response(`r${n}`);
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        let all = "";
+        for (let i = 0; i < 50; i++) all += `GET /?n=${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+        c.send(all);
+        const rs = await c.responses(50, 10000);
+        assert.deepEqual(rs.map((r) => r.body), Array.from({ length: 50 }, (_, i) => `r${i}`));
+        c.close();
+      },
+    );
+  });
+
+  for (const lookahead of [0, 2]) {
+    test(`channelRequestLookahead ${lookahead}: at most ${lookahead} requests read ahead`, async () => {
+      let running = 0;
+      let parsedMax = 0;
+      const started: number[] = [];
+      await withServer(
+        async (req) => {
+          running++;
+          started.push(Number(new URL(req.url).searchParams.get("n")));
+          parsedMax = Math.max(parsedMax, running);
+          await sleep(20);
+          running--;
+          return new Response("x");
+        },
+        { channelRequestLookahead: lookahead },
+        async (port) => {
+          const c = await RawClient.connect(port);
+          let all = "";
+          for (let i = 0; i < 5; i++) all += `GET /?n=${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+          c.send(all);
+          await c.responses(5);
+          c.close();
+        },
+      );
+      assert.equal(parsedMax, 1, "apps never run concurrently on one connection");
+      assert.deepEqual(started, [0, 1, 2, 3, 4]);
+    });
+  }
+
+  test("a parse error is answered after earlier responses, then the connection closes", async () => {
+    await withServer(hello, {}, async (port) => {
+      const text = await exchange(
+        port,
+        "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost : x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      const rs = parseResponses(new TextEncoder().encode(text));
+      assert.deepEqual(rs.map((r) => r.status), [200, 400]);
+      assert.equal(rs[1].header("connection"), "close");
+      assert.match(rs[1].body, /^Bad Request\r\n\r\n.+\r\n\r\n\(generated by waitress\)$/s);
+    });
+  });
+});
+
+describe("serve: request bodies", () => {
+  const echo = async (req: Request) => new Response(await req.text());
+
+  test("Content-Length and chunked bodies reach the app", async () => {
+    await withServer(echo, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+      c.send(
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n",
+      );
+      const rs = await c.responses(2);
+      assert.deepEqual(rs.map((r) => r.body), ["hello", "abcde"]);
+      c.close();
+    });
+  });
+
+  test("Expect: 100-continue is sent when the app reads the body", async () => {
+    await withServer(echo, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+      await c.until(() => c.text.includes("100 Continue"));
+      assert.match(c.text, /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+      c.send("abc");
+      const rs = await c.responses(2);
+      assert.equal(rs[1].body, "abc");
+      c.close();
+    });
+  });
+
+  test("no 100 Continue when the app answers without reading; connection then closes", async () => {
+    await withServer(() => new Response("nope", { status: 403 }), {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+      await c.closedByServer();
+      assert.doesNotMatch(c.text, /100 Continue/);
+      assert.match(c.text, /^HTTP\/1\.1 403 /);
+      c.close();
+    });
+  });
+
+  test("no 100 Continue for a rejected request", async () => {
+    await withServer(echo, { maxRequestBodySize: 10 }, async (port) => {
+      const text = await exchange(
+        port,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+      );
+      assert.doesNotMatch(text, /100 Continue/);
+      assert.match(text, /^HTTP\/1\.1 413 /);
+    });
+  });
+
+  test("a chunked body over maxRequestBodySize gets 413 mid-stream", async () => {
+    await withServer(echo, { maxRequestBodySize: 8 }, async (port) => {
+      const text = await exchange(
+        port,
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
+      );
+      assert.match(text, /^HTTP\/1\.1 413 /);
+    });
+  });
+
+  test("a small unread body is drained and the connection reused", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      const rs = await c.responses(2);
+      assert.deepEqual(rs.map((r) => r.status), [200, 200]);
+      assert.equal(c.ended, false);
+      c.close();
+    });
+  });
+
+  test("a large unread body closes the connection after the response", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+      c.send(new Uint8Array(64 * 1024));
+      await c.closedByServer();
+      const rs = parseResponses(c.received);
+      assert.equal(rs.length, 1);
+      assert.equal(rs[0].header("connection"), "close");
+      c.close();
+    });
+  });
+
+  test("a body is never parsed as the next request", async () => {
+    let calls = 0;
+    await withServer(
+      () => {
+        calls++;
+        return new Response("x");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        const inner = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        c.send(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`);
+        await c.responses(1);
+        await sleep(50);
+        assert.equal(calls, 1);
+        c.close();
+      },
+    );
+  });
+});
+
+describe("serve: response framing", () => {
+  test("HEAD keeps Content-Length and sends no body", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await c.until(() => (c.text.match(/HTTP\/1\.1 200/g) ?? []).length === 2);
+      await sleep(20);
+      const text = c.text;
+      const [first, second] = text.split(/(?=HTTP\/1\.1 200)/);
+      assert.match(first, /content-length: 12\r\n/);
+      assert.ok(first.endsWith("\r\n\r\n"));
+      assert.ok(second.endsWith("Hello world\n"));
+      c.close();
+    });
+  });
+
+  test("204 and 304 have no body and no chunked framing", async () => {
+    await withServer(
+      (req) => {
+        const status = new URL(req.url).pathname === "/204" ? 204 : 304;
+        return new Response(null, { status });
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\n");
+        const rs = await c.responses(2);
+        assert.deepEqual(rs.map((r) => r.status), [204, 304]);
+        assert.doesNotMatch(c.text, /transfer-encoding|content-length/i);
+        c.close();
+      },
+    );
+  });
+
+  test("a multi-chunk stream is sent chunked on 1.1 and close-delimited on 1.0", async () => {
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode("one,"));
+            await sleep(5);
+            controller.enqueue(new TextEncoder().encode("two"));
+            controller.close();
+          },
+        }),
+      );
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [r] = await c.responses(1);
+      assert.equal(r.framing, "chunked");
+      assert.equal(r.body, "one,two");
+      c.close();
+      const text = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+      const [r10] = parseResponses(new TextEncoder().encode(text), false, true);
+      assert.equal(r10.framing, "close");
+      assert.equal(r10.body, "one,two");
+    });
+  });
+
+  test("hop-by-hop headers from the app are dropped; Connection: close honoured; cookies kept apart", async () => {
+    await withServer(
+      () => {
+        const h = new Headers({
+          "transfer-encoding": "chunked",
+          "keep-alive": "timeout=5",
+          connection: "close",
+        });
+        h.append("set-cookie", "a=1");
+        h.append("set-cookie", "b=2");
+        return new Response("x", { headers: h });
+      },
+      {},
+      async (port) => {
+        const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert.doesNotMatch(text, /transfer-encoding|keep-alive/i);
+        assert.match(text, /set-cookie: a=1\r\nset-cookie: b=2\r\n/);
+        assert.match(text, /connection: close\r\n/);
+      },
+    );
+  });
+
+  test("Content-Length too short: warn and close; too long: truncated", async () => {
+    const logger = recordingLogger();
+    await withServer(
+      (req) => {
+        const short = new URL(req.url).pathname === "/short";
+        const stream = new ReadableStream({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode("abc"));
+            await sleep(1);
+            c.enqueue(new TextEncoder().encode("def"));
+            c.close();
+          },
+        });
+        return new Response(stream, { headers: { "content-length": short ? "10" : "4" } });
+      },
+      { logger },
+      async (port) => {
+        const shortText = await exchange(port, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert.match(shortText, /content-length: 10\r\n\r\nabcdef$/);
+        const c = await RawClient.connect(port);
+        c.send("GET /long HTTP/1.1\r\nHost: x\r\n\r\nGET /long HTTP/1.1\r\nHost: x\r\n\r\n");
+        const rs = await c.responses(2);
+        assert.deepEqual(rs.map((r) => r.body), ["abcd", "abcd"]);
+        c.close();
+      },
+    );
+    assert.ok(logger.lines.some((l) => l.includes("too few bytes")));
+    assert.ok(logger.lines.some((l) => l.includes("exceeded")));
+  });
+
+  test("a non-Uint8Array chunk: 500 before anything was sent", async () => {
+    await withServer(
+      () =>
+        new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue("text" as unknown as Uint8Array);
+              c.close();
+            },
+          }),
+        ),
+      {},
+      async (port) => {
+        const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert.match(text, /^HTTP\/1\.1 500 /);
+      },
+    );
+  });
+});
+
+describe("serve: app faults", () => {
+  test("a throwing app gets 500, logged with the request line; the next connection is served", async () => {
+    const logger = recordingLogger();
+    await withServer(
+      (req) => {
+        if (new URL(req.url).pathname === "/boom") throw new Error("kaboom");
+        return new Response("fine");
+      },
+      { logger },
+      async (port) => {
+        const text = await exchange(port, "GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert.match(text, /^HTTP\/1\.1 500 Internal Server Error\r\n/);
+        assert.doesNotMatch(text, /kaboom/);
+        const ok = await exchange(
+          port,
+          "GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert.match(ok, /fine$/);
+      },
+    );
+    assert.ok(logger.lines.some((l) => l.includes("GET /boom") && l.includes("kaboom")));
+  });
+
+  test("exposeTracebacks puts the error in the body; onError can answer instead", async () => {
+    await withServer(
+      () => {
+        throw new Error("kaboom");
+      },
+      { exposeTracebacks: true },
+      async (port) => {
+        assert.match(await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), /kaboom/);
+      },
+    );
+    await withServer(
+      () => {
+        throw new Error("kaboom");
+      },
+      { onError: () => new Response("custom", { status: 503 }) },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        const [r] = await c.responses(1);
+        assert.equal(r.status, 503);
+        assert.equal(r.body, "custom");
+        c.close();
+      },
+    );
+  });
+
+  test("a non-Response return value is a 500", async () => {
+    await withServer((() => "hello") as unknown as () => Response, {}, async (port) => {
+      assert.match(await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1\.1 500 /);
+    });
+  });
+
+  test("client disconnect mid-response cancels the body stream and aborts the signal", async () => {
+    let cancelled = false;
+    let aborted = false;
+    await withServer(
+      (_req, info) => {
+        info.signal.addEventListener("abort", () => (aborted = true));
+        let i = 0;
+        return new Response(
+          new ReadableStream({
+            async pull(c) {
+              await sleep(2);
+              c.enqueue(new Uint8Array(1024).fill(97 + (i++ % 26)));
+            },
+            cancel() {
+              cancelled = true;
+            },
+          }),
+        );
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await c.until(() => c.received.length > 4096);
+        c.socket.resetAndDestroy();
+        for (let i = 0; i < 100 && !cancelled; i++) await sleep(20);
+      },
+    );
+    assert.ok(cancelled, "the response body stream was cancelled");
+    assert.ok(aborted, "info.signal was aborted");
+  });
+});
+
+describe("serve: connections", () => {
+  test("a client that never reads a 100 MiB response does not hold more than the watermark", async () => {
+    const watermark = 1024 * 1024;
+    let produced = 0;
+    await withServer(
+      (req) => {
+        if (new URL(req.url).pathname === "/small") return new Response("small");
+        return new Response(
+          new ReadableStream({
+            pull(c) {
+              if (produced >= 100 * 1024 * 1024) return c.close();
+              produced += 65536;
+              c.enqueue(new Uint8Array(65536));
+            },
+          }),
+        );
+      },
+      { outbufHighWatermark: watermark },
+      async (port) => {
+        const slow = await RawClient.connect(port);
+        slow.socket.pause();
+        slow.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+        await sleep(300);
+        const t0 = Date.now();
+        const other = await RawClient.connect(port);
+        other.send("GET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+        const [r] = await other.responses(1);
+        assert.equal(r.body, "small");
+        assert.ok(Date.now() - t0 < 1000, "another client is served promptly");
+        other.close();
+        // Kernel buffers on both sides hold some MiB; what was produced is bounded.
+        assert.ok(produced < watermark + 32 * 1024 * 1024, `produced ${produced}`);
+        slow.close();
+      },
+    );
+  });
+
+  test("connectionLimit: extra connections wait and are served once capacity frees", async () => {
+    await withServer(hello, { connectionLimit: 2 }, async (port) => {
+      const a = await RawClient.connect(port);
+      const b = await RawClient.connect(port);
+      a.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      b.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await a.responses(1);
+      await b.responses(1);
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await sleep(200);
+      assert.equal(parseResponses(c.received).length, 0, "the third waits");
+      a.close();
+      await c.responses(1);
+      b.close();
+      c.close();
+    });
+  });
+
+  test("idle connections are closed after channelTimeout", async () => {
+    await withServer(hello, { channelTimeout: 0.3, cleanupInterval: 0.1 }, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await c.responses(1);
+      const t0 = Date.now();
+      await c.closedByServer(3000);
+      assert.ok(Date.now() - t0 < 2000);
+      c.close();
+    });
+  });
+
+  test("graceful close lets an in-flight request complete, refuses new connections", async () => {
+    const server = createServer(async () => {
+      await sleep(200);
+      return new Response("done");
+    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
+    await server.ready;
+    server.run();
+    const port = server.addr.port!;
+    const c = await RawClient.connect(port);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await sleep(50);
+    const closing = server.close();
+    const [r] = await c.responses(1);
+    assert.equal(r.body, "done");
+    await c.closedByServer();
+    await closing;
+    await server.finished;
+    await assert.rejects(RawClient.connect(port));
+    c.close();
+  });
+
+  test("a half-closing client still gets its response", async () => {
+    await withServer(
+      async () => {
+        await sleep(20);
+        return new Response("late");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.shutdown();
+        await c.closedByServer();
+        assert.match(c.text, /late$/);
+        c.close();
+      },
+    );
+  });
+});
