@@ -220,23 +220,26 @@ function findLF(b: Uint8Array, from: number, to: number): number {
 }
 
 const asciiDecoder = new TextDecoder();
+/** Reused argument list for `String.fromCharCode.apply` (decoding never re-enters). */
+const scratch: number[] = [];
 
 /**
  * Latin-1 decoding (one UTF-16 unit per byte) by our own code: WHATWG's
- * "latin1" label is windows-1252 and runtimes disagree on it. Pure-ASCII runs
- * go through the UTF-8 decoder, which every runtime decodes identically there.
+ * "latin1" label is windows-1252 and runtimes disagree on it. Long pure-ASCII
+ * runs go through the UTF-8 decoder, which every runtime decodes identically
+ * there.
  */
 function latin1(b: Uint8Array, s: number, e: number): string {
   const n = e - s;
   if (n <= 0) return "";
+  if (n <= 64) {
+    scratch.length = n;
+    for (let i = 0; i < n; i++) scratch[i] = b[s + i];
+    return String.fromCharCode.apply(null, scratch);
+  }
   let high = 0;
   for (let i = s; i < e; i++) high |= b[i];
-  if (high < 0x80) {
-    if (n > 16) return asciiDecoder.decode(b.subarray(s, e));
-    let r = "";
-    for (let i = s; i < e; i++) r += String.fromCharCode(b[i]);
-    return r;
-  }
+  if (high < 0x80) return asciiDecoder.decode(b.subarray(s, e));
   let r = "";
   // Bounded pieces: apply() with a huge argument list can overflow the stack.
   for (let p = s; p < e; p += 4096) {
@@ -244,6 +247,78 @@ function latin1(b: Uint8Array, s: number, e: number): string {
     r += String.fromCharCode.apply(null, b.subarray(p, q) as unknown as number[]);
   }
   return r;
+}
+
+/**
+ * Field names browsers, curl and fetch() clients send, in the spellings they
+ * use, grouped by length: a name that matches one byte for byte reuses the
+ * string instead of decoding it again for every request.
+ */
+const COMMON_NAMES: Array<Array<[Uint8Array, string]>> = [];
+for (
+  const name of [
+    "Host",
+    "Connection",
+    "Keep-Alive",
+    "User-Agent",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Accept-Charset",
+    "Authorization",
+    "Cache-Control",
+    "Content-Length",
+    "Content-Type",
+    "Cookie",
+    "DNT",
+    "Expect",
+    "Forwarded",
+    "If-Modified-Since",
+    "If-None-Match",
+    "Origin",
+    "Pragma",
+    "Priority",
+    "Range",
+    "Referer",
+    "Sec-Fetch-Dest",
+    "Sec-Fetch-Mode",
+    "Sec-Fetch-Site",
+    "Sec-Fetch-User",
+    "Sec-CH-UA",
+    "Sec-CH-UA-Mobile",
+    "Sec-CH-UA-Platform",
+    "TE",
+    "Transfer-Encoding",
+    "Upgrade",
+    "Upgrade-Insecure-Requests",
+    "Via",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Port",
+    "X-Real-IP",
+    "X-Requested-With",
+  ]
+) {
+  for (const spelling of [name, name.toLowerCase()]) {
+    const bytes = new Uint8Array(spelling.length);
+    for (let i = 0; i < spelling.length; i++) bytes[i] = spelling.charCodeAt(i);
+    (COMMON_NAMES[spelling.length] ??= []).push([bytes, spelling]);
+  }
+}
+
+/** A field name's string: a shared one for common names, else decoded. */
+function fieldName(b: Uint8Array, s: number, e: number): string {
+  const candidates = COMMON_NAMES[e - s];
+  if (candidates !== undefined) {
+    for (let k = 0; k < candidates.length; k++) {
+      const bytes = candidates[k][0];
+      let j = 0;
+      while (j < bytes.length && b[s + j] === bytes[j]) j++;
+      if (j === bytes.length) return candidates[k][1];
+    }
+  }
+  return latin1(b, s, e);
 }
 
 /** The method as a string, without decoding the common ones. */
@@ -368,70 +443,113 @@ function hostLength(b: Uint8Array, s: number, e: number): number {
 // ---------------------------------------------------------------------------
 // The head
 
-/** The `RequestHead` the parser produces; strings of the field lines are decoded on first use. */
+/**
+ * The `RequestHead` the parser produces. Only the method and the derived
+ * facts are computed while parsing; the strings of the target, the authority
+ * and the field lines are decoded from the head's bytes on first use (most
+ * apps read few headers), then cached.
+ */
 class Head implements RequestHead {
   method: string;
-  target: string;
   version: "1.0" | "1.1";
-  authority: string;
-  path: string;
   bodyKind: "none" | "length" | "chunked";
   contentLength: number;
   keepAlive: boolean;
   expectContinue: boolean;
-  /** The head's bytes (never mutated: the parser owns them and never writes below its read position). */
-  readonly #bytes: Uint8Array;
-  /** Per field line: name start, name end, value start, value end (offsets into `#bytes`). */
-  readonly #fields: Int32Array;
-  #decoded: Array<[string, string]> | undefined;
+  /** Holds the head's bytes; the parser never writes below its read position, so they stay as parsed. */
+  readonly #buf: Uint8Array;
+  /**
+   * Offsets into `#buf`: target start/end, authority start/end (absolute-form
+   * authority or Host value; start -1 when neither), then per field line the
+   * name start/end and value start/end.
+   */
+  readonly #at: number[];
+  readonly #absolute: boolean;
+  #target: string | undefined;
+  #authority: string | undefined;
+  #path: string | undefined;
+  #headers: Array<[string, string]> | undefined;
 
   constructor(
     method: string,
-    target: string,
     version: "1.0" | "1.1",
-    authority: string,
-    path: string,
     bodyKind: "none" | "length" | "chunked",
     contentLength: number,
     keepAlive: boolean,
     expectContinue: boolean,
-    bytes: Uint8Array,
-    fields: Int32Array,
+    buf: Uint8Array,
+    at: number[],
+    absolute: boolean,
   ) {
     this.method = method;
-    this.target = target;
     this.version = version;
-    this.authority = authority;
-    this.path = path;
     this.bodyKind = bodyKind;
     this.contentLength = contentLength;
     this.keepAlive = keepAlive;
     this.expectContinue = expectContinue;
-    this.#bytes = bytes;
-    this.#fields = fields;
-    this.#decoded = undefined;
+    this.#buf = buf;
+    this.#at = at;
+    this.#absolute = absolute;
+    this.#target = undefined;
+    this.#authority = undefined;
+    this.#path = undefined;
+    this.#headers = undefined;
   }
 
-  /** Field lines in order: [name as sent, value with OWS trimmed] (decoded on first access). */
-  get headers(): Array<[string, string]> {
-    if (this.#decoded !== undefined) return this.#decoded;
-    const b = this.#bytes;
-    const f = this.#fields;
-    const out: Array<[string, string]> = new Array(f.length >> 2);
-    for (let k = 0; k < f.length; k += 4) {
-      out[k >> 2] = [latin1(b, f[k], f[k + 1]), latin1(b, f[k + 2], f[k + 3])];
+  /** The raw request-target as sent (latin-1 decoded, byte-exact). */
+  get target(): string {
+    if (this.#target === undefined) this.#target = latin1(this.#buf, this.#at[0], this.#at[1]);
+    return this.#target;
+  }
+
+  /** Absolute-form target's authority if any, else the Host value, else "". */
+  get authority(): string {
+    if (this.#authority === undefined) {
+      const at = this.#at;
+      this.#authority = at[2] < 0 ? "" : latin1(this.#buf, at[2], at[3]);
     }
-    this.#decoded = out;
+    return this.#authority;
+  }
+
+  /** Origin-form: the target; absolute-form: its path and query ("/" if empty); "*" for OPTIONS *. */
+  get path(): string {
+    if (this.#path === undefined) {
+      if (!this.#absolute) {
+        this.#path = this.target;
+      } else {
+        const ps = this.#at[3];
+        const pe = this.#at[1];
+        const b = this.#buf;
+        this.#path = ps === pe
+          ? "/"
+          : b[ps] === SLASH
+          ? latin1(b, ps, pe)
+          : "/" + latin1(b, ps, pe);
+      }
+    }
+    return this.#path;
+  }
+
+  /** Field lines in order: [name as sent, value with OWS trimmed]. */
+  get headers(): Array<[string, string]> {
+    if (this.#headers !== undefined) return this.#headers;
+    const b = this.#buf;
+    const at = this.#at;
+    const out: Array<[string, string]> = new Array((at.length - 4) >> 2);
+    for (let k = 4; k < at.length; k += 4) {
+      out[(k - 4) >> 2] = [fieldName(b, at[k], at[k + 1]), latin1(b, at[k + 2], at[k + 3])];
+    }
+    this.#headers = out;
     return out;
   }
 
   /** Value of the field named `lowerName` (ASCII case-insensitive); repeated lines joined with ", ". */
   get(lowerName: string): string | undefined {
-    const b = this.#bytes;
-    const f = this.#fields;
+    const b = this.#buf;
+    const f = this.#at;
     const n = lowerName.length;
     let out: string | undefined;
-    for (let k = 0; k < f.length; k += 4) {
+    for (let k = 4; k < f.length; k += 4) {
       const s = f[k];
       if (f[k + 1] - s !== n) continue;
       let j = 0;
@@ -509,7 +627,7 @@ export class RequestParser {
   private minor = 1;
   private aStart = -1; // absolute-form authority, -1 when not absolute-form
   private aEnd = -1;
-  private fields = new Int32Array(64);
+  private fields: number[] = [];
   private nFields = 0;
   private hostCount = 0;
   private hostStart = 0;
@@ -705,7 +823,7 @@ export class RequestParser {
         let r: number;
         if (this.gotRequestLine) {
           r = this.headerLine(b, ls, base);
-        } else if (b[ls] === CR && b[ls + 1] === LF) {
+        } else if (ls + 1 < end && b[ls] === CR && b[ls + 1] === LF) {
           // RFC 9112 §2.2: ignore empty lines before the request line; they
           // still count toward the header limit.
           this.skipped += 2;
@@ -759,7 +877,7 @@ export class RequestParser {
   private requestLine(b: Uint8Array, ls: number, base: number): number {
     const len = b.length;
     let i = ls;
-    while (TCHAR[b[i]] === 1) i++;
+    while (i < len && TCHAR[b[i]] === 1) i++;
     if (i >= len) return INCOMPLETE;
     let c = b[i];
     if (c !== SP || i === ls) {
@@ -775,7 +893,7 @@ export class RequestParser {
     const mEnd = i;
     const ts = i + 1;
     i = ts;
-    while (TARGET[b[i]] === 1) i++;
+    while (i < len && TARGET[b[i]] === 1) i++;
     if (i >= len) return INCOMPLETE;
     c = b[i];
     if (c !== SP || i === ts) {
@@ -886,6 +1004,7 @@ export class RequestParser {
    */
   private headerLine(b: Uint8Array, ls: number, base: number): number {
     const len = b.length;
+    if (ls >= len) return INCOMPLETE;
     let c = b[ls];
     if (c === CR) {
       if (ls + 1 >= len) return INCOMPLETE;
@@ -896,7 +1015,7 @@ export class RequestParser {
       return this.lineError(400, "Obsolete line folding is not allowed");
     }
     let i = ls;
-    while (TCHAR[b[i]] === 1) i++;
+    while (i < len && TCHAR[b[i]] === 1) i++;
     if (i >= len) return INCOMPLETE;
     c = b[i];
     if (c !== COLON || i === ls) {
@@ -914,9 +1033,9 @@ export class RequestParser {
     }
     const ne = i;
     i++;
-    while (b[i] === SP || b[i] === HTAB) i++;
+    while (i < len && (b[i] === SP || b[i] === HTAB)) i++;
     const vs = i;
-    while (VALUE[b[i]] === 1) i++;
+    while (i < len && VALUE[b[i]] === 1) i++;
     if (i >= len) return INCOMPLETE;
     c = b[i];
     if (c !== CR) {
@@ -928,13 +1047,8 @@ export class RequestParser {
     let ve = i;
     while (ve > vs && (b[ve - 1] === SP || b[ve - 1] === HTAB)) ve--;
 
-    let n = this.nFields * 4;
-    if (n === this.fields.length) {
-      const grown = new Int32Array(n * 2);
-      grown.set(this.fields);
-      this.fields = grown;
-    }
     const f = this.fields;
+    let n = this.nFields * 4;
     f[n++] = ls - base;
     f[n++] = ne - base;
     f[n++] = vs - base;
@@ -1046,32 +1160,34 @@ export class RequestParser {
       contentLength = this.clValue;
     }
 
-    const method = methodString(b, base + this.mStart, base + this.mEnd);
-    const target = latin1(b, base + this.tStart, base + this.tEnd);
-    let authority: string;
-    let path: string;
-    if (this.aStart >= 0) {
-      authority = latin1(b, base + this.aStart, base + this.aEnd);
-      const ps = base + this.aEnd;
-      const pe = base + this.tEnd;
-      path = ps === pe ? "/" : b[ps] === SLASH ? latin1(b, ps, pe) : "/" + latin1(b, ps, pe);
+    const nf = this.nFields * 4;
+    const at: number[] = new Array(4 + nf);
+    at[0] = base + this.tStart;
+    at[1] = base + this.tEnd;
+    const absolute = this.aStart >= 0;
+    if (absolute) {
+      at[2] = base + this.aStart;
+      at[3] = base + this.aEnd;
+    } else if (this.hostCount > 0) {
+      at[2] = base + this.hostStart;
+      at[3] = base + this.hostEnd;
     } else {
-      authority = this.hostCount > 0 ? latin1(b, base + this.hostStart, base + this.hostEnd) : "";
-      path = target;
+      at[2] = -1;
+      at[3] = -1;
     }
+    const f = this.fields;
+    for (let k = 0; k < nf; k++) at[4 + k] = base + f[k];
     const hasBody = bodyKind === "chunked" || contentLength > 0;
     const head = new Head(
-      method,
-      target,
+      methodString(b, base + this.mStart, base + this.mEnd),
       minor === 0 ? "1.0" : "1.1",
-      authority,
-      path,
       bodyKind,
       contentLength,
       minor === 1 ? !this.connClose : this.connKeepAlive && !this.connClose,
       minor === 1 && hasBody && this.expect100,
-      b.subarray(base, headEnd),
-      this.fields.slice(0, this.nFields * 4),
+      b,
+      at,
+      absolute,
     );
 
     this.pos = headEnd;
