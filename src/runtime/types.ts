@@ -80,8 +80,10 @@ export type ListenSpec =
     port: number;
     /** Share the port with other listeners (SO_REUSEPORT). */
     reusePort?: boolean;
-    /** listen() backlog. */
+    /** listen() backlog (ignored on Deno, which has no such option). */
     backlog?: number;
+    /** Bytes asked for per read (default 65536). */
+    recvBytes?: number;
   }
   | {
     transport: "unix";
@@ -89,8 +91,10 @@ export type ListenSpec =
     path: string;
     /** chmod applied after binding (e.g. 0o600). */
     perms?: number;
-    /** listen() backlog. */
+    /** listen() backlog (ignored on Deno, which has no such option). */
     backlog?: number;
+    /** Bytes asked for per read (default 65536). */
+    recvBytes?: number;
   };
 
 /** A bound listening socket. */

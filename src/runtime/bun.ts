@@ -1,0 +1,323 @@
+/**
+ * Bun adapter: `Bun.listen` with `allowHalfOpen: true`. Bun's
+ * `socket.write` writes what fits and drops the rest, so this keeps its own
+ * output queue and retries from `drain`.
+ * @module
+ */
+
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
+import { BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+
+/** The part of Bun's socket this adapter uses. */
+interface BunRawSocket {
+  data: BunSocket | undefined;
+  readonly remoteAddress: string | null;
+  readonly remotePort?: number;
+  readonly localAddress?: string | null;
+  readonly localPort?: number;
+  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
+  shutdown(halfClose?: boolean): void;
+  end(): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(enabled: boolean): boolean;
+}
+
+/** The part of Bun's listener this adapter uses. */
+interface BunRawListener {
+  readonly port?: number;
+  readonly hostname?: string;
+  stop(closeActiveConnections?: boolean): void;
+}
+
+interface BunHandlers {
+  open(socket: BunRawSocket): void;
+  data(socket: BunRawSocket, chunk: Uint8Array): void;
+  drain(socket: BunRawSocket): void;
+  end(socket: BunRawSocket): void;
+  close(socket: BunRawSocket, error?: Error): void;
+  error(socket: BunRawSocket, error: Error): void;
+}
+
+interface BunGlobal {
+  listen(options: Record<string, unknown> & { socket: BunHandlers }): BunRawListener;
+}
+
+declare const Bun: BunGlobal;
+
+/** One accepted Bun connection. */
+class BunSocket extends BaseSocket {
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  #sock: BunRawSocket;
+  #out = new OutputQueue();
+  /** The unwritten tail of the buffer Bun accepted only partly. */
+  #current: Uint8Array | undefined;
+  #scheduled = false;
+  #waitingDrain = false;
+  /** Called when this socket closes, so the listener can forget it. */
+  onGone: ((socket: BunSocket) => void) | undefined;
+
+  constructor(sock: BunRawSocket, localAddr: Addr) {
+    super();
+    this.#sock = sock;
+    if (localAddr.transport === "unix") {
+      this.remoteAddr = { transport: "unix", path: sock.remoteAddress ?? "" };
+      this.localAddr = localAddr;
+    } else {
+      this.remoteAddr = {
+        transport: "tcp",
+        hostname: sock.remoteAddress ?? "",
+        port: sock.remotePort,
+      };
+      this.localAddr = {
+        transport: "tcp",
+        hostname: sock.localAddress ?? localAddr.hostname,
+        port: sock.localPort ?? localAddr.port,
+      };
+      try {
+        sock.setNoDelay?.(true);
+      } catch { /* closed already; close arrives next */ }
+    }
+  }
+
+  get pendingBytes(): number {
+    return this.#out.bytes + (this.#current?.byteLength ?? 0);
+  }
+
+  write(data: Uint8Array): void {
+    if (this.isClosed || this.isLingering || data.byteLength === 0) return;
+    this.#out.push(data);
+    if (!this.#scheduled && !this.#waitingDrain) {
+      this.#scheduled = true;
+      // Coalesce every write made in this turn into one send.
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  #flush(): void {
+    if (this.isClosed || this.#waitingDrain) return;
+    const sock = this.#sock;
+    let chunk = this.#current ?? this.#out.take();
+    this.#current = undefined;
+    while (chunk !== undefined) {
+      const n = sock.write(chunk);
+      if (n < 0) {
+        this._close(new Error("connection closed while writing"));
+        return;
+      }
+      if (n < chunk.byteLength) {
+        // Bun dropped the rest; keep it and retry when Bun says drain.
+        this.#current = n === 0 ? chunk : chunk.subarray(n);
+        this.#waitingDrain = true;
+        return;
+      }
+      chunk = this.#out.take();
+    }
+    this._flushed();
+  }
+
+  /** Bun: the socket is writable again. */
+  bunDrain(): void {
+    // Bun also fires drain spuriously (around pause/resume); only a drain
+    // we are waiting for means anything.
+    if (!this.#waitingDrain) return;
+    this.#waitingDrain = false;
+    this.#flush();
+  }
+
+  /** Bun: bytes arrived (a fresh Buffer per callback, safe to keep). */
+  bunData(chunk: Uint8Array): void {
+    this._data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+
+  /** Bun: the peer sent FIN. */
+  bunEnd(): void {
+    this._end();
+  }
+
+  /** Bun: the socket closed (with an error on reset). */
+  bunClose(error?: Error): void {
+    this._close(error);
+    this.onGone?.(this);
+  }
+
+  protected rawPause(): void {
+    this.#sock.pause();
+  }
+
+  protected rawResume(): void {
+    this.#sock.resume();
+  }
+
+  protected rawHalfClose(): void {
+    try {
+      this.#sock.shutdown();
+    } catch { /* already closed */ }
+  }
+
+  protected rawClose(): void {
+    this.#out.clear();
+    this.#current = undefined;
+    this.#waitingDrain = false;
+    try {
+      // end(), not terminate(): everything we wrote still goes out, then FIN.
+      this.#sock.end();
+    } catch { /* already closed */ }
+  }
+
+  /** Closes a socket that was never handed out. */
+  discard(): void {
+    this._close();
+  }
+}
+
+/** A bound Bun listener. */
+class BunListener implements Listener {
+  addr: Addr;
+  #raw: BunRawListener | undefined;
+  #unixPath: string | undefined;
+  #onConnection: ((socket: Socket) => void) | undefined;
+  #accepting = true;
+  #closed = false;
+  /** Accepted while paused (or before start): held paused, in order. */
+  #held = new Set<BunSocket>();
+
+  constructor(addr: Addr, unixPath: string | undefined) {
+    this.addr = addr;
+    this.#unixPath = unixPath;
+  }
+
+  /** Bun.listen's socket handlers, routed to our wrappers. */
+  handlers(): BunHandlers {
+    const forget = (s: BunSocket): void => {
+      this.#held.delete(s);
+    };
+    return {
+      open: (sock) => {
+        const s = new BunSocket(sock, this.addr);
+        sock.data = s;
+        if (this.#closed) {
+          s.discard();
+          return;
+        }
+        if (this.#accepting && this.#onConnection) {
+          // Data before start() is held (and reading paused) by the base class.
+          this.#onConnection(s);
+        } else {
+          sock.pause();
+          s.onGone = forget;
+          this.#held.add(s);
+        }
+      },
+      data: (sock, chunk) => sock.data?.bunData(chunk),
+      drain: (sock) => sock.data?.bunDrain(),
+      end: (sock) => sock.data?.bunEnd(),
+      close: (sock, error) => sock.data?.bunClose(error),
+      error: (sock, error) => sock.data?.bunClose(toError(error)),
+    };
+  }
+
+  /** Records Bun's listener once bound. */
+  bound(raw: BunRawListener): void {
+    this.#raw = raw;
+    if (this.addr.transport === "tcp") {
+      this.addr = { transport: "tcp", hostname: this.addr.hostname, port: raw.port };
+    }
+  }
+
+  start(onConnection: (socket: Socket) => void): void {
+    if (this.#onConnection) throw new Error("listener already started");
+    this.#onConnection = onConnection;
+    this.#pump();
+  }
+
+  setAccepting(accepting: boolean): void {
+    this.#accepting = accepting;
+    if (accepting) this.#pump();
+  }
+
+  #pump(): void {
+    for (const s of this.#held) {
+      if (!this.#accepting || this.#closed || !this.#onConnection) return;
+      this.#held.delete(s);
+      s.onGone = undefined;
+      this.#onConnection(s);
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const s of this.#held) s.discard();
+      this.#held.clear();
+      try {
+        this.#raw?.stop(false);
+      } catch { /* already stopped */ }
+      if (this.#unixPath !== undefined) removeIfSocket(this.#unixPath);
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Removes `path` if it is a unix socket; leaves anything else alone. */
+function removeIfSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch { /* not there */ }
+}
+
+/**
+ * The Bun runtime. `backlog` is ignored: `Bun.listen` has no backlog
+ * option.
+ */
+export const bunRuntime: Runtime = {
+  name: "bun",
+  listen(spec: ListenSpec): Promise<Listener> {
+    try {
+      return Promise.resolve(listenNow(spec));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
+};
+
+function listenNow(spec: ListenSpec): Listener {
+  const isUnix = spec.transport === "unix";
+  const addr: Addr = isUnix
+    ? { transport: "unix", path: spec.path }
+    : { transport: "tcp", hostname: spec.hostname, port: spec.port };
+  const listener = new BunListener(addr, isUnix ? spec.path : undefined);
+  const common = { allowHalfOpen: true, socket: listener.handlers() };
+  let raw: BunRawListener;
+  try {
+    if (isUnix) {
+      removeIfSocket(spec.path);
+      raw = Bun.listen({ unix: spec.path, ...common });
+    } else {
+      raw = Bun.listen({
+        hostname: spec.hostname,
+        port: spec.port,
+        ...(spec.reusePort ? { reusePort: true } : {}),
+        ...common,
+      });
+    }
+  } catch (e) {
+    throw bindError(spec, e);
+  }
+  listener.bound(raw);
+  if (isUnix && spec.perms !== undefined) {
+    try {
+      chmodSync(spec.path, spec.perms);
+    } catch (e) {
+      listener.close();
+      throw new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, { cause: e });
+    }
+  }
+  return listener;
+}

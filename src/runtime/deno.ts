@@ -1,0 +1,318 @@
+/**
+ * Deno adapter: `Deno.listen` + `conn.read()/write()` (the streams API is
+ * about 3x slower). Hides partial writes, half-close, resets and the
+ * `reusePort` hard exit.
+ * @module
+ */
+
+import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
+import {
+  BaseSocket,
+  bindError,
+  DEFAULT_RECV_BYTES,
+  formatAddr,
+  OutputQueue,
+  toError,
+} from "./shared.ts";
+
+type Conn = Deno.Conn;
+
+/** Converts a Deno address to ours (unix peers have a null path). */
+function toAddr(addr: Deno.Addr): Addr {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return { transport: "tcp", hostname: addr.hostname, port: addr.port };
+  }
+  if (addr.transport === "unix" || addr.transport === "unixpacket") {
+    return { transport: "unix", path: addr.path ?? "" };
+  }
+  return { transport: "tcp" };
+}
+
+/** Errors a read or write can end with when our own close raced it. */
+function isOwnCloseError(e: unknown): boolean {
+  return e instanceof Deno.errors.Interrupted || e instanceof Deno.errors.BadResource;
+}
+
+/** One accepted Deno connection. */
+class DenoSocket extends BaseSocket {
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  #conn: Conn;
+  #out = new OutputQueue();
+  /** Bytes taken from the queue and being written right now. */
+  #inFlight = 0;
+  #writing = false;
+  #reading = false;
+  #wantRead = false;
+  #recvBytes: number;
+  #buf: Uint8Array;
+
+  constructor(conn: Conn, recvBytes: number) {
+    super();
+    this.#conn = conn;
+    this.#recvBytes = recvBytes;
+    this.#buf = new Uint8Array(recvBytes);
+    this.remoteAddr = toAddr(conn.remoteAddr);
+    this.localAddr = toAddr(conn.localAddr);
+    const tcp = conn as Partial<Deno.TcpConn>;
+    try {
+      tcp.setNoDelay?.(true);
+    } catch {
+      // A connection reset before we got here; the first read reports it.
+    }
+  }
+
+  get pendingBytes(): number {
+    return this.#out.bytes + this.#inFlight;
+  }
+
+  write(data: Uint8Array): void {
+    if (this.isClosed || this.isLingering || data.byteLength === 0) return;
+    this.#out.push(data);
+    if (!this.#writing) {
+      this.#writing = true;
+      // Start on a microtask so that every write made in the same turn
+      // (e.g. pipelined responses) is coalesced into one syscall.
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  async #flush(): Promise<void> {
+    const conn = this.#conn;
+    try {
+      let chunk: Uint8Array | undefined;
+      while (!this.isClosed && (chunk = this.#out.take()) !== undefined) {
+        this.#inFlight = chunk.byteLength;
+        let off = 0;
+        while (off < chunk.byteLength) {
+          off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
+          if (this.isClosed) return;
+          this.#inFlight = chunk.byteLength - off;
+        }
+      }
+    } catch (e) {
+      this.#inFlight = 0;
+      this.#writing = false;
+      if (!isOwnCloseError(e)) this._close(toError(e));
+      else this._close();
+      return;
+    }
+    this.#inFlight = 0;
+    this.#writing = false;
+    if (!this.isClosed) this._flushed();
+  }
+
+  protected rawPause(): void {
+    this.#wantRead = false;
+  }
+
+  protected rawResume(): void {
+    this.#wantRead = true;
+    if (!this.#reading) this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    this.#reading = true;
+    const conn = this.#conn;
+    try {
+      while (this.#wantRead && !this.isClosed) {
+        const buf = this.#buf;
+        const n = await conn.read(buf);
+        if (this.isClosed) break;
+        if (n === null) {
+          this._end();
+          break;
+        }
+        if (n === 0) continue;
+        let chunk: Uint8Array;
+        if (n * 2 > buf.byteLength) {
+          // A big read: hand the buffer itself over and start a new one.
+          chunk = buf.subarray(0, n);
+          this.#buf = new Uint8Array(this.#recvBytes);
+        } else {
+          // A small read: copying n bytes beats allocating recvBytes.
+          chunk = buf.slice(0, n);
+        }
+        // Delivered even if paused meanwhile: the base class holds it.
+        this._data(chunk);
+      }
+    } catch (e) {
+      if (!this.isClosed) {
+        if (isOwnCloseError(e)) this._close();
+        else this._close(toError(e));
+      }
+    }
+    this.#reading = false;
+  }
+
+  protected rawHalfClose(): void {
+    this.#conn.closeWrite().catch(() => {
+      // The peer is gone already; the read side reports the close.
+    });
+  }
+
+  protected rawClose(): void {
+    this.#out.clear();
+    this.#inFlight = 0;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** A bound Deno listener. */
+class DenoListener implements Listener {
+  readonly addr: Addr;
+  #listener: Deno.Listener;
+  #recvBytes: number;
+  #onConnection: ((socket: Socket) => void) | undefined;
+  #accepting = true;
+  #looping = false;
+  #closed = false;
+  /** Connections accepted by an accept() that was in flight when paused. */
+  #held: Conn[] = [];
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(listener: Deno.Listener, recvBytes: number) {
+    this.#listener = listener;
+    this.#recvBytes = recvBytes;
+    this.addr = toAddr(listener.addr);
+  }
+
+  start(onConnection: (socket: Socket) => void): void {
+    if (this.#onConnection) throw new Error("listener already started");
+    this.#onConnection = onConnection;
+    this.#pump();
+  }
+
+  setAccepting(accepting: boolean): void {
+    this.#accepting = accepting;
+    if (accepting && this.#onConnection) this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#held.length > 0 && this.#accepting && !this.#closed) {
+      this.#handOut(this.#held.shift()!);
+    }
+    if (this.#accepting && !this.#looping && !this.#closed && this.#retryTimer === undefined) {
+      this.#acceptLoop();
+    }
+  }
+
+  #handOut(conn: Conn): void {
+    this.#onConnection!(new DenoSocket(conn, this.#recvBytes));
+  }
+
+  async #acceptLoop(): Promise<void> {
+    this.#looping = true;
+    try {
+      while (this.#accepting && !this.#closed) {
+        const conn = await this.#listener.accept();
+        if (this.#closed) {
+          conn.close();
+          break;
+        }
+        if (this.#accepting) this.#handOut(conn);
+        else this.#held.push(conn);
+      }
+    } catch (e) {
+      if (!this.#closed && !(e instanceof Deno.errors.BadResource)) {
+        // Out of file descriptors or a connection aborted before accept:
+        // wait a little instead of spinning, then accept again.
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#pump();
+        }, 50);
+      }
+    }
+    this.#looping = false;
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+      for (const conn of this.#held) {
+        try {
+          conn.close();
+        } catch { /* already gone */ }
+      }
+      this.#held = [];
+      try {
+        // Deno removes a unix socket file itself on close.
+        this.#listener.close();
+      } catch { /* already closed */ }
+    }
+    return Promise.resolve();
+  }
+}
+
+/** True when Deno's unstable `net` APIs are enabled (needed for reusePort). */
+export function denoUnstableNetEnabled(): boolean {
+  // `Deno.listenDatagram` only exists with --unstable-net (or deno.json
+  // "unstable": ["net"]), the same switch reusePort checks.
+  return "listenDatagram" in Deno;
+}
+
+/** Removes `path` if it is a (stale) unix socket; leaves anything else alone. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch {
+    return;
+  }
+  if (info.isSocket) await Deno.remove(path);
+}
+
+/**
+ * The Deno runtime. `backlog` is ignored: `Deno.listen` has no backlog
+ * option (Deno uses its own default).
+ */
+export const denoRuntime: Runtime = {
+  name: "deno",
+  async listen(spec: ListenSpec): Promise<Listener> {
+    const recvBytes = spec.recvBytes ?? DEFAULT_RECV_BYTES;
+    let listener: Deno.Listener;
+    if (spec.transport === "unix") {
+      try {
+        await removeStaleSocket(spec.path);
+        listener = Deno.listen({ transport: "unix", path: spec.path });
+      } catch (e) {
+        throw bindError(spec, e);
+      }
+      if (spec.perms !== undefined) {
+        try {
+          await Deno.chmod(spec.path, spec.perms);
+        } catch (e) {
+          listener.close();
+          throw new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, {
+            cause: e,
+          });
+        }
+      }
+    } else {
+      if (spec.reusePort && !denoUnstableNetEnabled()) {
+        // Without the flag Deno exits the process (code 70) instead of throwing.
+        throw new Error(
+          `cannot listen on ${formatAddr(spec)}: reusePort needs Deno's unstable "net" ` +
+            `feature: run with --unstable-net or add "unstable": ["net"] to deno.json`,
+        );
+      }
+      try {
+        listener = Deno.listen({
+          transport: "tcp",
+          hostname: spec.hostname,
+          port: spec.port,
+          ...(spec.reusePort ? { reusePort: true } : {}),
+        });
+      } catch (e) {
+        throw bindError(spec, e);
+      }
+    }
+    return new DenoListener(listener, recvBytes);
+  },
+};

@@ -1,0 +1,219 @@
+/**
+ * node:net adapter, used when neither Deno nor Bun is present. node:net
+ * buffers every write itself, so the queue here only coalesces the writes of
+ * one turn; `pendingBytes` includes node's own buffer.
+ * @module
+ */
+
+import { createServer, type Server, type Socket as NetSocket } from "node:net";
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
+import { BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+
+/** One accepted node:net connection. */
+class NodeSocket extends BaseSocket {
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  #sock: NetSocket;
+  #out = new OutputQueue();
+  #scheduled = false;
+  /** Called when this socket closes, so the listener can forget it. */
+  onGone: ((socket: NodeSocket) => void) | undefined;
+
+  constructor(sock: NetSocket, listenAddr: Addr) {
+    super();
+    this.#sock = sock;
+    if (listenAddr.transport === "unix") {
+      this.remoteAddr = { transport: "unix", path: "" };
+      this.localAddr = listenAddr;
+    } else {
+      this.remoteAddr = { transport: "tcp", hostname: sock.remoteAddress, port: sock.remotePort };
+      this.localAddr = { transport: "tcp", hostname: sock.localAddress, port: sock.localPort };
+      sock.setNoDelay(true);
+    }
+    sock.on("data", (chunk: Uint8Array) => {
+      this._data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    });
+    sock.on("end", () => this._end());
+    // node emits "error" then "close"; the error is remembered for onClose.
+    let error: Error | undefined;
+    sock.on("error", (e: Error) => {
+      error = e;
+    });
+    sock.on("close", () => {
+      this._close(error);
+      this.onGone?.(this);
+    });
+  }
+
+  get pendingBytes(): number {
+    return this.#out.bytes + (this.isClosed ? 0 : this.#sock.writableLength);
+  }
+
+  write(data: Uint8Array): void {
+    if (this.isClosed || this.isLingering || data.byteLength === 0) return;
+    this.#out.push(data);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  #flush(): void {
+    let chunk: Uint8Array | undefined;
+    while (!this.isClosed && (chunk = this.#out.take()) !== undefined) {
+      this.#sock.write(chunk, this.#afterWrite);
+    }
+  }
+
+  /** node wrote one of our chunks to the kernel. */
+  #afterWrite = (error?: Error | null): void => {
+    if (error || this.isClosed) return; // "error"/"close" report it.
+    if (this.#out.bytes === 0 && this.#sock.writableLength === 0 && !this.#scheduled) {
+      this._flushed();
+    }
+  };
+
+  protected rawPause(): void {
+    this.#sock.pause();
+  }
+
+  protected rawResume(): void {
+    this.#sock.resume();
+  }
+
+  protected rawHalfClose(): void {
+    this.#sock.end();
+  }
+
+  protected rawClose(): void {
+    this.#out.clear();
+    this.#sock.destroy();
+  }
+
+  /** Closes a socket that was never handed out. */
+  discard(): void {
+    this._close();
+  }
+}
+
+/** A bound node:net listener. */
+class NodeListener implements Listener {
+  readonly addr: Addr;
+  #server: Server;
+  #onConnection: ((socket: Socket) => void) | undefined;
+  #accepting = true;
+  #closed = false;
+  /** node cannot stop accepting; sockets accepted while paused wait here. */
+  #held = new Set<NodeSocket>();
+
+  constructor(server: Server, addr: Addr) {
+    this.#server = server;
+    this.addr = addr;
+    server.on("connection", (sock: NetSocket) => {
+      // Sockets arrive paused (pauseOnConnect) and stay so until start().
+      const s = new NodeSocket(sock, this.addr);
+      if (this.#closed) s.discard();
+      else if (this.#accepting && this.#onConnection) this.#onConnection(s);
+      else {
+        s.onGone = (x) => this.#held.delete(x);
+        this.#held.add(s);
+      }
+    });
+  }
+
+  start(onConnection: (socket: Socket) => void): void {
+    if (this.#onConnection) throw new Error("listener already started");
+    this.#onConnection = onConnection;
+    this.#pump();
+  }
+
+  setAccepting(accepting: boolean): void {
+    this.#accepting = accepting;
+    if (accepting) this.#pump();
+  }
+
+  #pump(): void {
+    for (const s of this.#held) {
+      if (!this.#accepting || this.#closed || !this.#onConnection) return;
+      this.#held.delete(s);
+      s.onGone = undefined;
+      this.#onConnection(s);
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const s of this.#held) s.discard();
+      this.#held.clear();
+      // server.close()'s callback waits for every connection to end; the
+      // listening handle itself (and a unix socket file) goes away now.
+      this.#server.close();
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Removes `path` if it is a unix socket; leaves anything else alone. */
+function removeIfSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch { /* not there */ }
+}
+
+/** The node:net runtime (also works on Deno and Bun). */
+export const nodeRuntime: Runtime = {
+  name: "node",
+  listen(spec: ListenSpec): Promise<Listener> {
+    return new Promise((resolve, reject) => {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      const onError = (e: Error): void => {
+        server.close();
+        reject(bindError(spec, e));
+      };
+      server.once("error", onError);
+      server.once("listening", () => {
+        server.off("error", onError);
+        // Later server errors (e.g. EMFILE on accept) are retried by node.
+        server.on("error", () => {});
+        let addr: Addr;
+        if (spec.transport === "unix") {
+          addr = { transport: "unix", path: spec.path };
+          if (spec.perms !== undefined) {
+            try {
+              chmodSync(spec.path, spec.perms);
+            } catch (e) {
+              server.close();
+              reject(
+                new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, { cause: e }),
+              );
+              return;
+            }
+          }
+        } else {
+          const a = server.address();
+          addr = typeof a === "object" && a !== null
+            ? { transport: "tcp", hostname: a.address, port: a.port }
+            : { transport: "tcp", hostname: spec.hostname, port: spec.port };
+        }
+        resolve(new NodeListener(server, addr));
+      });
+      if (spec.transport === "unix") {
+        removeIfSocket(spec.path);
+        server.listen({ path: spec.path, backlog: spec.backlog });
+      } else {
+        server.listen({
+          host: spec.hostname,
+          port: spec.port,
+          backlog: spec.backlog,
+          ipv6Only: spec.hostname.includes(":") && spec.hostname !== "::",
+          ...(spec.reusePort ? { reusePort: true } : {}),
+        });
+      }
+    });
+  },
+};

@@ -1,0 +1,305 @@
+/**
+ * Pieces every runtime adapter shares: the inbound event state machine
+ * (pause/resume, half-close ordering, exactly-once close), output batching,
+ * address formatting and bind-error wrapping. Names no runtime.
+ * @module
+ */
+
+import type { Addr, ListenSpec, Socket, SocketHandler } from "./types.ts";
+
+/** Default size of one read (bytes); `ListenSpec.recvBytes` overrides it. */
+export const DEFAULT_RECV_BYTES = 65536;
+
+/** Queued small buffers are concatenated up to this many bytes per write. */
+export const COALESCE_LIMIT = 65536;
+
+/** Default time `end()` keeps draining the peer's bytes after the FIN. */
+export const DEFAULT_LINGER_MS = 2000;
+
+/**
+ * A FIFO of output buffers with a moving head, so that taking from the front
+ * is O(1) and no array is shifted per write.
+ */
+export class OutputQueue {
+  #items: Uint8Array[] = [];
+  #head = 0;
+  /** Bytes held in the queue. */
+  bytes = 0;
+
+  /** Number of buffers queued. */
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /** Appends a buffer (empty buffers are ignored). */
+  push(data: Uint8Array): void {
+    if (data.byteLength === 0) return;
+    this.#items.push(data);
+    this.bytes += data.byteLength;
+  }
+
+  /** Puts back the unwritten tail of a buffer taken with `take`. */
+  unshift(data: Uint8Array): void {
+    if (data.byteLength === 0) return;
+    if (this.#head > 0) this.#items[--this.#head] = data;
+    else this.#items.unshift(data);
+    this.bytes += data.byteLength;
+  }
+
+  /**
+   * Removes and returns the next thing to write: one buffer as is when it is
+   * large or alone, otherwise several small ones concatenated (up to
+   * `COALESCE_LIMIT`), because each write call costs far more than copying a
+   * few KiB. Returns `undefined` when empty.
+   */
+  take(): Uint8Array | undefined {
+    const items = this.#items;
+    if (this.#head >= items.length) return undefined;
+    const first = items[this.#head];
+    let end = this.#head + 1;
+    let total = first.byteLength;
+    while (end < items.length && total + items[end].byteLength <= COALESCE_LIMIT) {
+      total += items[end].byteLength;
+      end++;
+    }
+    let out: Uint8Array;
+    if (end === this.#head + 1) {
+      out = first;
+    } else {
+      out = new Uint8Array(total);
+      let off = 0;
+      for (let i = this.#head; i < end; i++) {
+        out.set(items[i], off);
+        off += items[i].byteLength;
+      }
+    }
+    for (let i = this.#head; i < end; i++) items[i] = EMPTY;
+    this.#head = end;
+    if (this.#head === items.length) {
+      items.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > items.length) {
+      // Compact now and then so the array does not grow without bound.
+      this.#items = items.slice(this.#head);
+      this.#head = 0;
+    }
+    this.bytes -= total;
+    return out;
+  }
+
+  /** Drops everything. */
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The runtime-independent half of a socket: owns the handler and delivers
+ * events in order and at most once. Subclasses feed it with `_data`, `_end`
+ * and `_close` from whatever the runtime reports, and implement the raw
+ * operations.
+ */
+export abstract class BaseSocket implements Socket {
+  /** The peer's address. */
+  abstract readonly remoteAddr: Addr;
+  /** The local address. */
+  abstract readonly localAddr: Addr;
+  /** Bytes queued and not yet handed to the kernel. */
+  abstract readonly pendingBytes: number;
+
+  protected handler: SocketHandler | undefined;
+  /** Closed for good: no more events except the one onClose. */
+  protected isClosed = false;
+  /** The owner asked for no data (pause) or has not started yet. */
+  protected isPaused = true;
+  /** The peer sent its FIN. */
+  protected peerEnded = false;
+  /** `end()` was called: output is being flushed before the half-close. */
+  protected isEnding = false;
+  /** The half-close was sent; inbound bytes are now discarded. */
+  protected isLingering = false;
+
+  #held: Uint8Array[] = [];
+  #heldEnd = false;
+  #closeError: Error | undefined;
+  #closeDelivered = false;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerMs = DEFAULT_LINGER_MS;
+
+  /** True once closed (by either side). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Attaches the handler and starts delivering. */
+  start(handler: SocketHandler): void {
+    if (this.handler) throw new Error("socket already started");
+    this.handler = handler;
+    if (this.isClosed) {
+      // Closed before anyone listened: still owe exactly one onClose.
+      queueMicrotask(() => this.#deliverClose());
+      return;
+    }
+    this.resume();
+  }
+
+  /** Stops delivering onData; the runtime stops reading. */
+  pause(): void {
+    if (this.isPaused || this.isClosed) return;
+    this.isPaused = true;
+    if (!this.isLingering) this.rawPause();
+  }
+
+  /** Resumes delivering onData, first what arrived while paused. */
+  resume(): void {
+    if (!this.isPaused || this.isClosed || !this.handler) return;
+    this.isPaused = false;
+    const handler = this.handler;
+    while (this.#held.length > 0 && !this.isPaused && !this.isClosed) {
+      handler.onData(this.#held.shift()!);
+    }
+    if (this.isPaused || this.isClosed) return;
+    if (this.#heldEnd) {
+      this.#heldEnd = false;
+      handler.onEnd();
+      return;
+    }
+    if (!this.peerEnded && !this.isLingering) this.rawResume();
+  }
+
+  /** Graceful close: flush, half-close, drain the peer for up to lingerMs, close. */
+  end(lingerMs: number = DEFAULT_LINGER_MS): void {
+    if (this.isClosed || this.isEnding) return;
+    this.isEnding = true;
+    this.#lingerMs = lingerMs;
+    this.#held = [];
+    this.#heldEnd = false;
+    if (this.pendingBytes === 0) this._flushed();
+  }
+
+  /** Closes now, discarding queued output. */
+  destroy(): void {
+    this._close();
+  }
+
+  /** Queues bytes for sending. */
+  abstract write(data: Uint8Array): void;
+
+  /** Stop asking the runtime for bytes. */
+  protected abstract rawPause(): void;
+  /** Ask the runtime for bytes again. */
+  protected abstract rawResume(): void;
+  /** Send the FIN (half-close). May fail silently; errors are not reported. */
+  protected abstract rawHalfClose(): void;
+  /** Close the underlying handle. Must not throw and must not call back. */
+  protected abstract rawClose(): void;
+
+  /** Subclass: bytes arrived (owned by us). */
+  protected _data(chunk: Uint8Array): void {
+    if (this.isClosed || this.isLingering || this.isEnding) return;
+    if (this.isPaused) {
+      this.#held.push(chunk);
+      this.rawPause();
+      return;
+    }
+    this.handler!.onData(chunk);
+  }
+
+  /** Subclass: the peer sent FIN. */
+  protected _end(): void {
+    if (this.isClosed || this.peerEnded) return;
+    this.peerEnded = true;
+    if (this.isLingering) {
+      this._close();
+      return;
+    }
+    if (this.isEnding) return;
+    if (this.isPaused) {
+      this.#heldEnd = true;
+      return;
+    }
+    this.handler!.onEnd();
+  }
+
+  /**
+   * Subclass: every queued byte was handed to the kernel. Tells the owner,
+   * then, if `end()` is pending, half-closes and starts lingering.
+   */
+  protected _flushed(): void {
+    if (this.isClosed) return;
+    if (!this.isEnding) {
+      this.handler?.onDrain();
+      return;
+    }
+    if (this.isLingering) return;
+    this.isLingering = true;
+    this.rawHalfClose();
+    if (this.isClosed) return;
+    if (this.peerEnded || this.#lingerMs <= 0) {
+      this._close();
+      return;
+    }
+    this.#lingerTimer = setTimeout(() => this._close(), this.#lingerMs);
+    // Keep reading (and discarding) so the peer's late bytes do not make
+    // the kernel answer our close with a reset.
+    this.rawResume();
+  }
+
+  /**
+   * Subclass or owner: the socket is gone. Closes the handle and reports
+   * onClose once. Errors while lingering are expected (the client may reset
+   * after reading its response) and are not reported.
+   */
+  protected _close(error?: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    this.#held = [];
+    this.#closeError = this.isLingering ? undefined : error;
+    this.rawClose();
+    if (this.handler) this.#deliverClose();
+  }
+
+  #deliverClose(): void {
+    if (this.#closeDelivered) return;
+    this.#closeDelivered = true;
+    this.handler!.onClose(this.#closeError);
+  }
+}
+
+/** Formats an address for messages: `127.0.0.1:80`, `[::1]:80`, `unix:/p`. */
+export function formatAddr(addr: Addr | ListenSpec): string {
+  if (addr.transport === "unix") return `unix:${addr.path ?? ""}`;
+  const host = addr.hostname ?? "";
+  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
+}
+
+/**
+ * Wraps a bind failure in an Error naming the address, keeping the original
+ * as `cause`. `reason` is derived from the error's code or class name.
+ */
+export function bindError(spec: ListenSpec, cause: unknown): Error {
+  const e = cause as { code?: unknown; name?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === "string" ? e.code : "";
+  const name = typeof e?.name === "string" ? e.name : "";
+  let reason: string;
+  if (code === "EADDRINUSE" || name === "AddrInUse") reason = "address already in use";
+  else if (code === "EACCES" || code === "EPERM" || name === "PermissionDenied") {
+    reason = "permission denied";
+  } else if (name === "NotCapable") reason = "permission denied (run with --allow-net)";
+  else if (code === "EADDRNOTAVAIL" || name === "AddrNotAvailable") {
+    reason = "address not available";
+  } else if (code === "ENOENT" || name === "NotFound") reason = "no such file or directory";
+  else reason = typeof e?.message === "string" ? e.message : String(cause);
+  return new Error(`cannot listen on ${formatAddr(spec)}: ${reason}`, { cause });
+}
+
+/** Normalises any thrown value to an Error. */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
