@@ -34,6 +34,18 @@ interface Launch {
 const MIN_LIFETIME_MS = 1000;
 const MAX_BACKOFF_MS = 5000;
 
+/**
+ * One line about a worker's uncaught error. Deno's message is
+ * "Uncaught Error: ..."; Bun's is a source excerpt with an "error: ..." line.
+ */
+function errorSummary(event: ErrorEvent): string {
+  if (event.error instanceof Error) return `${event.error.name}: ${event.error.message}`;
+  const lines = String(event.message ?? "").split("\n").map((line) => line.trim());
+  return lines.find((line) => /^(uncaught\s+)?[\w.]*error\b.*:/i.test(line)) ??
+    lines.find((line) => line !== "") ??
+    "uncaught error";
+}
+
 /** One running worker and the promises that report on it. */
 class WorkerHandle {
   readonly worker: Worker;
@@ -76,9 +88,7 @@ class WorkerHandle {
     // it from also ending this process.
     this.worker.addEventListener("error", (event: Event) => {
       event.preventDefault();
-      const error = (event as ErrorEvent).error;
-      const text = error instanceof Error ? error.message : (event as ErrorEvent).message;
-      died(String(text).split("\n").filter((line) => line.trim() !== "").pop() ?? "error");
+      died(errorSummary(event as ErrorEvent));
     });
     // Bun also reports a worker that ended for another reason (process.exit in it).
     this.worker.addEventListener("close", () => died("exited"));

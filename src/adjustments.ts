@@ -672,8 +672,9 @@ function resolveListen(options: Options, families: Families): ListenSpec[] {
     const what = hasListen ? "listen" : "host";
     const raw = hasListen ? bind.host : options.host;
     for (const hostname of hostAddresses(bind.host, families, what, raw)) {
+      // Port 0 asks for a fresh port each time, so it is never a duplicate.
       const key = `tcp ${hostname} ${bind.port}`;
-      if (seen.has(key)) continue;
+      if (bind.port !== 0 && seen.has(key)) continue;
       seen.add(key);
       specs.push({ transport: "tcp", hostname, port: bind.port, reusePort, backlog });
     }

@@ -159,6 +159,10 @@ describe("listen", () => {
       tcp("127.0.0.1", 1),
       tcp("::1", 1),
     ]],
+    ["port 0 is never a duplicate", { listen: "127.0.0.1:0 127.0.0.1:0" }, [
+      tcp("127.0.0.1", 0),
+      tcp("127.0.0.1", 0),
+    ]],
     ["listen unix", { listen: "unix:/tmp/a.sock 127.0.0.1:1" }, [
       { transport: "unix", path: "/tmp/a.sock", perms: 0o600, backlog: 1024 },
       tcp("127.0.0.1", 1),
