@@ -249,78 +249,6 @@ function latin1(b: Uint8Array, s: number, e: number): string {
   return r;
 }
 
-/**
- * Field names browsers, curl and fetch() clients send, in the spellings they
- * use, grouped by length: a name that matches one byte for byte reuses the
- * string instead of decoding it again for every request.
- */
-const COMMON_NAMES: Array<Array<[Uint8Array, string]>> = [];
-for (
-  const name of [
-    "Host",
-    "Connection",
-    "Keep-Alive",
-    "User-Agent",
-    "Accept",
-    "Accept-Encoding",
-    "Accept-Language",
-    "Accept-Charset",
-    "Authorization",
-    "Cache-Control",
-    "Content-Length",
-    "Content-Type",
-    "Cookie",
-    "DNT",
-    "Expect",
-    "Forwarded",
-    "If-Modified-Since",
-    "If-None-Match",
-    "Origin",
-    "Pragma",
-    "Priority",
-    "Range",
-    "Referer",
-    "Sec-Fetch-Dest",
-    "Sec-Fetch-Mode",
-    "Sec-Fetch-Site",
-    "Sec-Fetch-User",
-    "Sec-CH-UA",
-    "Sec-CH-UA-Mobile",
-    "Sec-CH-UA-Platform",
-    "TE",
-    "Transfer-Encoding",
-    "Upgrade",
-    "Upgrade-Insecure-Requests",
-    "Via",
-    "X-Forwarded-For",
-    "X-Forwarded-Host",
-    "X-Forwarded-Proto",
-    "X-Forwarded-Port",
-    "X-Real-IP",
-    "X-Requested-With",
-  ]
-) {
-  for (const spelling of [name, name.toLowerCase()]) {
-    const bytes = new Uint8Array(spelling.length);
-    for (let i = 0; i < spelling.length; i++) bytes[i] = spelling.charCodeAt(i);
-    (COMMON_NAMES[spelling.length] ??= []).push([bytes, spelling]);
-  }
-}
-
-/** A field name's string: a shared one for common names, else decoded. */
-function fieldName(b: Uint8Array, s: number, e: number): string {
-  const candidates = COMMON_NAMES[e - s];
-  if (candidates !== undefined) {
-    for (let k = 0; k < candidates.length; k++) {
-      const bytes = candidates[k][0];
-      let j = 0;
-      while (j < bytes.length && b[s + j] === bytes[j]) j++;
-      if (j === bytes.length) return candidates[k][1];
-    }
-  }
-  return latin1(b, s, e);
-}
-
 /** The method as a string, without decoding the common ones. */
 function methodString(b: Uint8Array, s: number, e: number): string {
   const n = e - s;
@@ -449,6 +377,9 @@ function hostLength(b: Uint8Array, s: number, e: number): number {
  * and the field lines are decoded from the head's bytes on first use (most
  * apps read few headers), then cached.
  */
+/** Index of the first field-line offset in a head's offset array. */
+const FIELDS = 6;
+
 class Head implements RequestHead {
   method: string;
   version: "1.0" | "1.1";
@@ -460,8 +391,8 @@ class Head implements RequestHead {
   readonly #buf: Uint8Array;
   /**
    * Offsets into `#buf`: target start/end, authority start/end (absolute-form
-   * authority or Host value; start -1 when neither), then per field line the
-   * name start/end and value start/end.
+   * authority or Host value; start -1 when neither), head start/end, then
+   * (from index FIELDS) per field line the name start/end and value start/end.
    */
   readonly #at: number[];
   readonly #absolute: boolean;
@@ -533,11 +464,17 @@ class Head implements RequestHead {
   /** Field lines in order: [name as sent, value with OWS trimmed]. */
   get headers(): Array<[string, string]> {
     if (this.#headers !== undefined) return this.#headers;
-    const b = this.#buf;
     const at = this.#at;
-    const out: Array<[string, string]> = new Array((at.length - 4) >> 2);
-    for (let k = 4; k < at.length; k += 4) {
-      out[(k - 4) >> 2] = [fieldName(b, at[k], at[k + 1]), latin1(b, at[k + 2], at[k + 3])];
+    // One decode of the whole head, then slices: far cheaper than one
+    // decode per name and value.
+    const hs = at[4];
+    const all = latin1(this.#buf, hs, at[5]);
+    const out: Array<[string, string]> = new Array((at.length - FIELDS) >> 2);
+    for (let k = FIELDS; k < at.length; k += 4) {
+      out[(k - FIELDS) >> 2] = [
+        all.slice(at[k] - hs, at[k + 1] - hs),
+        all.slice(at[k + 2] - hs, at[k + 3] - hs),
+      ];
     }
     this.#headers = out;
     return out;
@@ -549,7 +486,7 @@ class Head implements RequestHead {
     const f = this.#at;
     const n = lowerName.length;
     let out: string | undefined;
-    for (let k = 4; k < f.length; k += 4) {
+    for (let k = FIELDS; k < f.length; k += 4) {
       const s = f[k];
       if (f[k + 1] - s !== n) continue;
       let j = 0;
@@ -1161,7 +1098,7 @@ export class RequestParser {
     }
 
     const nf = this.nFields * 4;
-    const at: number[] = new Array(4 + nf);
+    const at: number[] = new Array(FIELDS + nf);
     at[0] = base + this.tStart;
     at[1] = base + this.tEnd;
     const absolute = this.aStart >= 0;
@@ -1175,8 +1112,10 @@ export class RequestParser {
       at[2] = -1;
       at[3] = -1;
     }
+    at[4] = base;
+    at[5] = headEnd;
     const f = this.fields;
-    for (let k = 0; k < nf; k++) at[4 + k] = base + f[k];
+    for (let k = 0; k < nf; k++) at[FIELDS + k] = base + f[k];
     const hasBody = bodyKind === "chunked" || contentLength > 0;
     const head = new Head(
       methodString(b, base + this.mStart, base + this.mEnd),
