@@ -709,3 +709,33 @@ describe("limits and parser state", () => {
     }
   });
 });
+
+describe("lazily decoded strings", () => {
+  test("a head's strings stay exact while later requests are parsed", () => {
+    const p = new RequestParser(LIMITS);
+    const heads: RequestHead[] = [];
+    const req = (i: number) =>
+      `GET /r${i}?q=%C3%A9 HTTP/1.1\r\nHost: h${i}\r\nX-I: ${i}\xff\r\nCookie: ${
+        "c".repeat(i)
+      }\r\n\r\n`;
+    // Odd-sized pieces so heads straddle pushes and go through the accumulation buffer.
+    let all = "";
+    for (let i = 0; i < 40; i++) all += req(i);
+    const b = bytes(all);
+    for (let o = 0; o < b.length; o += 37) {
+      p.push(b.slice(o, o + 37));
+      for (let e = p.next(); e !== null; e = p.next()) if (e.kind === "head") heads.push(e.head);
+    }
+    assert.equal(heads.length, 40);
+    for (let i = 0; i < 40; i++) {
+      const h = heads[i];
+      assert.equal(h.target, `/r${i}?q=%C3%A9`);
+      assert.equal(h.authority, `h${i}`);
+      assert.deepEqual(h.headers, [["Host", `h${i}`], ["X-I", `${i}\xff`], [
+        "Cookie",
+        "c".repeat(i),
+      ]]);
+      assert.equal(h.get("x-i"), `${i}\xff`);
+    }
+  });
+});
