@@ -297,3 +297,154 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
 
 /** Latin-1 text to bytes (re-exported for brevity in tests). */
 export { latin1 } from "../helpers/http_client.ts";
+
+/** Valid requests the fuzzer starts from (latin-1 text). */
+export const SEED_REQUESTS: readonly string[] = [
+  "GET /a?x=1 HTTP/1.1\r\nHost: example\r\nUser-Agent: fuzz\r\nAccept: */*\r\n\r\n",
+  "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world",
+  "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+  "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+  "PUT /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody",
+  "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /p3 HTTP/1.1\r\nHost: x\r\n\r\n",
+  "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+  "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+  "GET http://example.com/abs HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+  "GET /fwd HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4;proto=https;host=h\r\n\r\n",
+  "DELETE /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n12345",
+];
+
+const SPECIAL = [
+  "\r",
+  "\n",
+  "\r\n",
+  "\x00",
+  " ",
+  "\t",
+  "\x0b",
+  ":",
+  ";",
+  ",",
+  '"',
+  "\x7f",
+  "\xff",
+  "\x80",
+  "\r\n\r\n",
+];
+const NUMBERS = [
+  "99999999999999999999",
+  "-1",
+  "0",
+  "+5",
+  "0x10",
+  "1e3",
+  "18446744073709551616",
+  "",
+  "9007199254740993",
+  "4294967296",
+  "1.5",
+  " 7",
+];
+const EXTRA_HEADERS = [
+  "Transfer-Encoding: chunked",
+  "Content-Length: 5",
+  "Content-Length: 0",
+  "Connection: close",
+  "Connection: keep-alive",
+  "Expect: 100-continue",
+  "Host: y",
+  "Upgrade: websocket",
+  "X-Forwarded-For: ::zz, 1.2.3.4",
+  'Forwarded: for="[::1"',
+  "Transfer-Encoding: gzip",
+  "X: " + "v".repeat(300),
+];
+
+/** Applies 1-4 random mutations to `request` (latin-1 text). */
+export function mutate(rng: Rng, request: string): string {
+  let s = request;
+  const rounds = 1 + rng.int(4);
+  for (let r = 0; r < rounds; r++) {
+    const at = rng.int(s.length + 1);
+    const kind = rng.int(13);
+    switch (kind) {
+      case 0: // replace a byte with any byte
+        s = s.slice(0, at) + String.fromCharCode(rng.int(256)) + s.slice(at + 1);
+        break;
+      case 1: // flip one bit
+        if (at < s.length) {
+          s = s.slice(0, at) + String.fromCharCode(s.charCodeAt(at) ^ (1 << rng.int(8))) +
+            s.slice(at + 1);
+        }
+        break;
+      case 2: // CR/LF/NUL/space games
+        s = s.slice(0, at) + rng.pick(SPECIAL) + s.slice(at);
+        break;
+      case 3: // delete a short range
+        s = s.slice(0, at) + s.slice(at + 1 + rng.int(4));
+        break;
+      case 4: // duplicate a header line
+      case 5: { // or swap two of them
+        const end = s.indexOf("\r\n\r\n");
+        if (end < 0) break;
+        const lines = s.slice(0, end).split("\r\n");
+        if (lines.length < 2) break;
+        const i = 1 + rng.int(lines.length - 1);
+        const j = 1 + rng.int(lines.length - 1);
+        if (kind === 4) lines.splice(j, 0, lines[i]);
+        else [lines[i], lines[j]] = [lines[j], lines[i]];
+        s = lines.join("\r\n") + s.slice(end);
+        break;
+      }
+      case 6: { // huge, negative and odd numbers
+        const digits = /[0-9]+/g;
+        const found = [...s.matchAll(digits)];
+        if (found.length === 0) break;
+        const m = rng.pick(found);
+        s = s.slice(0, m.index!) + rng.pick(NUMBERS) + s.slice(m.index! + m[0].length);
+        break;
+      }
+      case 7: // truncate
+        s = s.slice(0, at);
+        break;
+      case 8: { // repeat a slice
+        const len = 1 + rng.int(40);
+        s = s.slice(0, at) + s.slice(at, at + len) + s.slice(at);
+        break;
+      }
+      case 9: // a long run
+        s = s.slice(0, at) + "a".repeat(rng.pick([100, 5000, 20000])) + s.slice(at);
+        break;
+      case 10: { // flip letter case
+        const c = s.charCodeAt(at);
+        if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
+          s = s.slice(0, at) + String.fromCharCode(c ^ 32) + s.slice(at + 1);
+        }
+        break;
+      }
+      case 11: // another version
+        s = s.replace(
+          /HTTP\/1\.[01]/,
+          rng.pick(["HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/1", "http/1.1", "HTTP/1.10"]),
+        );
+        break;
+      case 12: { // add a framing or proxy header
+        const end = s.indexOf("\r\n");
+        if (end < 0) break;
+        s = s.slice(0, end + 2) + rng.pick(EXTRA_HEADERS) + "\r\n" + s.slice(end + 2);
+        break;
+      }
+    }
+  }
+  return s;
+}
+
+/** Splits `bytes` into 1-4 parts at random points. */
+export function splitRandomly(rng: Rng, bytes: Uint8Array): Uint8Array[] {
+  const cuts = new Set<number>();
+  const n = rng.int(4);
+  for (let i = 0; i < n && bytes.length > 1; i++) cuts.add(1 + rng.int(bytes.length - 1));
+  const points = [0, ...[...cuts].sort((a, b) => a - b), bytes.length];
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i + 1 < points.length; i++) parts.push(bytes.subarray(points[i], points[i + 1]));
+  return parts;
+}
