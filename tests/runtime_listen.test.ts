@@ -18,6 +18,7 @@ import process from "node:process";
 import { join } from "node:path";
 import { detectRuntime, nodeRuntime } from "../src/runtime/mod.ts";
 import type { Socket } from "../src/runtime/mod.ts";
+import { bindError } from "../src/runtime/shared.ts";
 import {
   client,
   deferred,
@@ -257,4 +258,24 @@ try {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("bind errors name the address and the reason, keeping the cause", () => {
+  const tcp = { transport: "tcp", hostname: "::1", port: 80 } as const;
+  const eacces = Object.assign(new Error("listen EACCES"), { code: "EACCES" });
+  const e1 = bindError(tcp, eacces);
+  assert.equal(e1.message, "cannot listen on [::1]:80: permission denied");
+  assert.equal(e1.cause, eacces);
+  const denied = new Error("Permission denied (os error 13)");
+  denied.name = "PermissionDenied";
+  assert.equal(bindError(tcp, denied).message, "cannot listen on [::1]:80: permission denied");
+  const inUse = Object.assign(new Error("in use"), { code: "EADDRINUSE" });
+  assert.equal(
+    bindError({ transport: "unix", path: "/tmp/x.sock" }, inUse).message,
+    "cannot listen on unix:/tmp/x.sock: address already in use",
+  );
+  assert.equal(
+    bindError(tcp, new Error("something odd")).message,
+    "cannot listen on [::1]:80: something odd",
+  );
 });

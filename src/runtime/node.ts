@@ -31,6 +31,9 @@ class NodeSocket extends BaseSocket {
       this.localAddr = { transport: "tcp", hostname: sock.localAddress, port: sock.localPort };
       sock.setNoDelay(true);
     }
+    // Explicitly paused, or adding the "data" listener would start reading
+    // before start() (pauseOnConnect alone does not prevent that).
+    sock.pause();
     sock.on("data", (chunk: Uint8Array) => {
       this._data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     });
