@@ -15,6 +15,7 @@ interface WorkerScope {
 
 const scope = globalThis as unknown as WorkerScope;
 let server: Server | undefined;
+let closeRequested = false;
 
 async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
   try {
@@ -26,7 +27,10 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
     return;
   }
   scope.postMessage({ type: "ready", addrs: server.addrs });
-  await server.run();
+  const running = server.run();
+  // A close asked for while the app was loading applies now.
+  if (closeRequested) server.close();
+  await running;
   scope.postMessage({ type: "closed" });
 }
 
@@ -35,7 +39,7 @@ scope.onmessage = (event) => {
   if (message.type === "start") {
     start(message);
   } else if (message.type === "close") {
-    if (server === undefined) scope.postMessage({ type: "closed" });
-    else server.close();
+    closeRequested = true;
+    server?.close();
   }
 };

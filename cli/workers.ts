@@ -74,8 +74,10 @@ class WorkerHandle {
     this.worker.onmessage = (event: MessageEvent<ToParent>) => {
       const message = event.data;
       if (message.type === "ready") resolveReady(message.addrs);
-      else if (message.type === "failed") rejectReady(new CliError(message.message));
-      else if (message.type === "closed") resolveClosed();
+      else if (message.type === "failed") {
+        rejectReady(new CliError(message.message));
+        resolveClosed(); // nothing to close: a shutdown need not wait for it
+      } else if (message.type === "closed") resolveClosed();
     };
     const died = (why: string) => {
       if (this.#dead) return;

@@ -20,11 +20,11 @@ export type ErrorHook = (error: unknown, request: Request) => Response | Promise
  * runtime conventions `signal`, `onListen`, `onError` and `logger`.
  */
 export interface Options {
-  /** Address to bind (default `"0.0.0.0"`); `"*"` binds every enabled family, `"localhost"` the loopbacks. Not combinable with `listen`/`unixSocket`. */
+  /** Address to bind (default `"0.0.0.0"`); `"*"` binds all addresses (dual-stack `"::"`, or `"0.0.0.0"` with `ipv6: false`), `"localhost"` the loopbacks. Not combinable with `listen`/`unixSocket`. */
   host?: string;
   /** TCP port (default 8080; 0 picks a free one). Not combinable with `listen`/`unixSocket`. */
   port?: number;
-  /** Listeners: `"HOST:PORT"`, `"[::1]:PORT"`, `"HOST"` (port 8080), `"*:PORT"`, `"unix:/path"`; space- or comma-separated in one string, or an array. */
+  /** Listeners: `"HOST:PORT"`, `"[::1]:PORT"`, `"HOST"` (port 8080), `"*:PORT"` (all addresses), `"unix:/path"`; space- or comma-separated in one string, or an array. */
   listen?: string | string[];
   /** Path of a unix domain socket to listen on (instead of TCP). */
   unixSocket?: string;
@@ -528,18 +528,17 @@ interface Families {
 }
 
 /**
- * The addresses to bind for one host: `*` and `""` are the wildcards of each
- * enabled family, `localhost` the loopbacks, literals themselves (if their
+ * The addresses to bind for one host: `*` and `""` the wildcard (see below), `localhost` the loopbacks, literals themselves (if their
  * family is enabled), other names are passed on for the runtime to resolve.
  * `what` names the option for error messages.
  */
 function hostAddresses(host: string, families: Families, what: string, raw: unknown): string[] {
   const lower = host.toLowerCase();
   if (lower === "*" || lower === "") {
-    const out: string[] = [];
-    if (families.ipv4) out.push("0.0.0.0");
-    if (families.ipv6) out.push("::");
-    return out;
+    // One dual-stack "::" socket serves both families (IPv4 peers appear as
+    // "::ffff:a.b.c.d"): Deno and Bun cannot set IPV6_V6ONLY, so "0.0.0.0"
+    // plus "::" on one port would fail with "address in use".
+    return [families.ipv6 ? "::" : "0.0.0.0"];
   }
   if (lower === "localhost") {
     const out: string[] = [];

@@ -132,7 +132,8 @@ describe("listen", () => {
     ["port only", { port: 9000 }, [tcp("0.0.0.0", 9000)]],
     ["host only", { host: "::1" }, [tcp("::1", 8080)]],
     ["bracketed host", { host: "[::1]", port: 1 }, [tcp("::1", 1)]],
-    ["host *", { host: "*", port: 5 }, [tcp("0.0.0.0", 5), tcp("::", 5)]],
+    ["host * is one dual-stack socket", { host: "*", port: 5 }, [tcp("::", 5)]],
+    ["* without ipv6", { host: "*", port: 5, ipv6: false }, [tcp("0.0.0.0", 5)]],
     ["host localhost", { host: "localhost", port: 5 }, [tcp("127.0.0.1", 5), tcp("::1", 5)]],
     ["localhost without ipv6", { host: "localhost", port: 5, ipv6: false }, [
       tcp("127.0.0.1", 5),
@@ -145,7 +146,7 @@ describe("listen", () => {
     ["listen [v6]:PORT", { listen: "[::1]:8000" }, [tcp("::1", 8000)]],
     ["listen [v6]", { listen: "[::1]" }, [tcp("::1", 8080)]],
     ["listen HOST", { listen: "127.0.0.1" }, [tcp("127.0.0.1", 8080)]],
-    ["listen *:PORT", { listen: "*:81" }, [tcp("0.0.0.0", 81), tcp("::", 81)]],
+    ["listen *:PORT", { listen: "*:81" }, [tcp("::", 81)]],
     ["listen several, spaces and commas", { listen: "127.0.0.1:1 [::1]:2,\n127.0.0.1:3" }, [
       tcp("127.0.0.1", 1),
       tcp("::1", 2),
