@@ -9,6 +9,7 @@ import { DEFAULTS, optionsFromStrings, STRING_OPTIONS, type StringKind } from ".
 
 /** A usage error: printed as one line, exit code 1. */
 export class CliError extends Error {
+  /** Always `"CliError"`. */
   override name = "CliError";
 }
 

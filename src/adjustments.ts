@@ -10,6 +10,7 @@ import type { Addr, ListenSpec } from "./runtime/types.ts";
 import { consoleLogger, type Logger, warnOnce } from "./logger.ts";
 
 export type { Logger } from "./logger.ts";
+export type { ListenSpec } from "./runtime/types.ts";
 
 /** The request handler's error hook: turns an exception thrown by the app into a response. */
 export type ErrorHook = (error: unknown, request: Request) => Response | Promise<Response>;
