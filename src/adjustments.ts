@@ -811,6 +811,10 @@ export function resolveOptions(options: Options = {}): Adjustments {
   if (o.trustedProxy !== undefined) {
     const value = text("trustedProxy", o.trustedProxy).trim();
     // waitress's str_iftruthy: an empty string means "none".
+    if (/[\s,]/.test(value)) {
+      // waitress matches one address exactly; a list would silently never match.
+      throw rangeError("trustedProxy", 'one address (or "*"), not a list', o.trustedProxy);
+    }
     if (value !== "") {
       trustedProxy = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
     }

@@ -448,6 +448,11 @@ describe("trusted proxy options", () => {
       /trustedProxyHeaders must name only .*got "x-real-ip"/,
     ],
     [
+      "proxy list",
+      { trustedProxy: "10.0.0.1, 10.0.0.2" },
+      /trustedProxy must be one address \(or "\*"\), not a list, got "10\.0\.0\.1, 10\.0\.0\.2"/,
+    ],
+    [
       "proxy not a string",
       { trustedProxy: 1 as unknown as string },
       /trustedProxy must be a string, got 1/,
