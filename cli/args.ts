@@ -301,7 +301,8 @@ export function helpText(): string {
       : pad(flagOf(name), meta);
     rows.push([flag, shown === undefined ? text : `${text} [default: ${shown}]`]);
   }
-  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  // Long flags (the --no- pairs) go on a line of their own so the text column stays narrow.
+  const width = Math.min(32, Math.max(...rows.map(([flag]) => flag.length)) + 2);
   const lines = [
     "Usage: waitress [OPTIONS] MODULE[:NAME]",
     "",
