@@ -93,12 +93,15 @@ class BunSocket extends BaseSocket {
     if (!this.#scheduled && !this.#waitingDrain) {
       this.#scheduled = true;
       // Coalesce every write made in this turn into one send.
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        this.#flush();
-      });
+      queueMicrotask(this.#startFlush);
     }
   }
+
+  /** Bound once, so scheduling a flush allocates no closure. */
+  #startFlush = (): void => {
+    this.#scheduled = false;
+    this.#flush();
+  };
 
   #flush(): void {
     if (this.isClosed || this.#waitingDrain) return;

@@ -73,9 +73,14 @@ class DenoSocket extends BaseSocket {
       this.#writing = true;
       // Start on a microtask so that every write made in the same turn
       // (e.g. pipelined responses) is coalesced into one syscall.
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#startFlush);
     }
   }
+
+  /** Bound once, so scheduling a flush allocates no closure. */
+  #startFlush = (): void => {
+    this.#flush();
+  };
 
   async #flush(): Promise<void> {
     const conn = this.#conn;

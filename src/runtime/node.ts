@@ -58,12 +58,15 @@ class NodeSocket extends BaseSocket {
     this.#out.push(data);
     if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        this.#flush();
-      });
+      queueMicrotask(this.#startFlush);
     }
   }
+
+  /** Bound once, so scheduling a flush allocates no closure. */
+  #startFlush = (): void => {
+    this.#scheduled = false;
+    this.#flush();
+  };
 
   #flush(): void {
     let chunk: Uint8Array | undefined;
