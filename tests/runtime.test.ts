@@ -122,8 +122,9 @@ for (const rt of [native, nodeRuntime]) {
         s.write(body.subarray(65536));
         assert.equal(s.pendingBytes, total);
         await sleep(150);
-        // The kernel holds a few MiB at most: the rest is still queued.
-        assert.ok(s.pendingBytes > total / 2, `pendingBytes ${s.pendingBytes}`);
+        // The kernel buffers hold a few MiB (the receive window does not grow
+        // while the client reads nothing): most of it is still queued here.
+        assert.ok(s.pendingBytes > total / 4, `pendingBytes ${s.pendingBytes}`);
         assert.equal(r.drains, 0);
         c.sock.resume();
         await c.bytes(total);
