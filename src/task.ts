@@ -303,11 +303,9 @@ export class Task {
       // fetch's Request cannot carry a GET/HEAD body: the app never sees it.
       this.startDraining();
     }
-    const init: RequestInit & { duplex?: "half" } = {
-      method: head.method,
-      headers: view.headers,
-      signal: this.#abort.signal,
-    };
+    // No `signal` here: a dependent signal costs more than the whole rest of
+    // the Request on Deno; apps get it as `info.signal`.
+    const init: RequestInit & { duplex?: "half" } = { method: head.method, headers: view.headers };
     if (hasBody) {
       init.body = this.#bodyStream();
       init.duplex = "half";
