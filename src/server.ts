@@ -66,7 +66,9 @@ class HttpServer implements Server, ChannelOwner {
     const runtime = detectRuntime();
     try {
       for (const spec of this.adj.listen) {
-        this.#listeners.push(await runtime.listen({ ...spec, recvBytes: this.adj.recvBytes }));
+        const listener = await runtime.listen({ ...spec, recvBytes: this.adj.recvBytes });
+        this.#listeners.push(listener);
+        this.adj.onListen?.(listener.addr);
       }
     } catch (error) {
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
@@ -92,7 +94,6 @@ class HttpServer implements Server, ChannelOwner {
     this.#running = true;
     for (const listener of this.#listeners) {
       listener.start((socket) => this.#accept(socket));
-      this.adj.onListen?.(listener.addr);
     }
     const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
     this.#maintenance = setInterval(() => this.#maintain(), interval * 1000);

@@ -1,0 +1,207 @@
+// Server-level behaviour of serve()/createServer(): listeners, lifecycle hooks,
+// the task runner, and fileResponse.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createServer, fileResponse } from "../mod.ts";
+import type { Addr } from "../mod.ts";
+import { TaskRunner } from "../src/runner.ts";
+import {
+  parseResponses,
+  RawClient,
+  recordingLogger,
+  sleep,
+  withServer,
+} from "./helpers/http_client.ts";
+
+function unixExchange(socketPath: string, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    const s = net.connect({ path: socketPath }, () => s.write(request));
+    s.on("data", (d: Uint8Array) => chunks.push(new Uint8Array(d)));
+    s.on("error", reject);
+    s.on("close", () => resolve(chunks.map((c) => String.fromCharCode(...c)).join("")));
+  });
+}
+
+describe("server: listeners and lifecycle", () => {
+  test("several listeners (TCP v4, v6 and a unix socket) serve the same app; onListen per listener", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "waitress-"));
+    const sock = path.join(dir, "app.sock");
+    const listened: Addr[] = [];
+    const server = createServer((_req, info) => new Response(info.remoteAddr.transport), {
+      listen: ["127.0.0.1:0", "[::1]:0", `unix:${sock}`],
+      onListen: (addr) => listened.push(addr),
+      logger: recordingLogger(),
+    });
+    await server.ready;
+    server.run();
+    try {
+      assert.equal(server.addrs.length, 3);
+      assert.deepEqual(server.addrs.map((a) => a.transport), ["tcp", "tcp", "unix"]);
+      assert.equal(server.addrs[1].hostname, "::1");
+      assert.equal(listened.length, 3);
+      const v4 = await RawClient.connect(server.addrs[0].port!);
+      v4.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await v4.responses(1))[0].body, "tcp");
+      v4.close();
+      const v6 = await RawClient.connect(server.addrs[1].port!, "::1");
+      v6.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await v6.responses(1))[0].body, "tcp");
+      v6.close();
+      const text = await unixExchange(
+        sock,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      assert.match(text, /\r\n\r\nunix$/);
+      assert.equal((fs.statSync(sock).mode & 0o777).toString(8), "600");
+    } finally {
+      await server.close({ timeout: 500 });
+    }
+    assert.equal(fs.existsSync(sock), false, "the socket file is removed on close");
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("an address in use makes ready reject with the address in the message", async () => {
+    await withServer(() => new Response("x"), {}, async (port) => {
+      const second = createServer(() => new Response("y"), {
+        host: "127.0.0.1",
+        port,
+        logger: recordingLogger(),
+      });
+      await assert.rejects(second.ready, (e: Error) => e.message.includes(`127.0.0.1:${port}`));
+      await second.finished;
+    });
+  });
+
+  test("the signal option closes the server", async () => {
+    const controller = new AbortController();
+    const server = createServer(() => new Response("x"), {
+      host: "127.0.0.1",
+      port: 0,
+      signal: controller.signal,
+      logger: recordingLogger(),
+    });
+    await server.ready;
+    const running = server.run();
+    controller.abort();
+    await running;
+    await server.finished;
+  });
+
+  test("close({ timeout }) aborts an app that never answers once the timeout passes", async () => {
+    let aborted = false;
+    const server = createServer((_req, info) => {
+      info.signal.addEventListener("abort", () => (aborted = true));
+      return new Promise<Response>(() => {});
+    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
+    await server.ready;
+    server.run();
+    const c = await RawClient.connect(server.addr.port!);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await sleep(50);
+    const t0 = Date.now();
+    await server.close({ timeout: 200 });
+    assert.ok(Date.now() - t0 < 2000);
+    await c.closedByServer();
+    assert.ok(aborted, "the app's signal was aborted");
+    c.close();
+  });
+
+  test("an invalid app or option throws at createServer, naming it", () => {
+    assert.throws(() => createServer(42 as never), /app must be a fetch handler/);
+    assert.throws(() => createServer(() => new Response(""), { port: -1 }), /port/);
+  });
+});
+
+describe("server: task runner", () => {
+  test("maxConcurrency caps app calls in flight; the rest run in order", async () => {
+    let running = 0;
+    let most = 0;
+    const order: number[] = [];
+    const logger = recordingLogger();
+    await withServer(
+      async (req) => {
+        running++;
+        most = Math.max(most, running);
+        await sleep(20);
+        order.push(Number(new URL(req.url).pathname.slice(1)));
+        running--;
+        return new Response("ok");
+      },
+      { maxConcurrency: 2, logger },
+      async (port) => {
+        const clients = await Promise.all(Array.from({ length: 6 }, () => RawClient.connect(port)));
+        clients.forEach((c, i) => c.send(`GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`));
+        for (const c of clients) await c.responses(1);
+        clients.forEach((c) => c.close());
+      },
+    );
+    assert.equal(most, 2);
+    assert.equal(order.length, 6);
+    assert.ok(logger.lines.some((l) => /Task queue depth is \d+/.test(l)));
+  });
+
+  test("TaskRunner passes results and errors through", async () => {
+    const runner = new TaskRunner(1, recordingLogger());
+    assert.equal(await runner.run(() => 5), 5);
+    await assert.rejects(runner.run(() => Promise.reject(new Error("no"))), /no/);
+    assert.equal(runner.inFlight, 0);
+  });
+});
+
+describe("fileResponse", () => {
+  test("streams a file with Content-Length and closes it; a missing file rejects", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "waitress-"));
+    const file = path.join(dir, "data.bin");
+    const data = new Uint8Array(700 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    fs.writeFileSync(file, data);
+    try {
+      await withServer(
+        async (req) => {
+          if (new URL(req.url).pathname === "/missing") {
+            return await fileResponse(path.join(dir, "nope")).catch(() =>
+              new Response("none", { status: 404 })
+            );
+          }
+          return await fileResponse(file, { headers: { "content-type": "application/x-test" } });
+        },
+        {},
+        async (port) => {
+          const c = await RawClient.connect(port);
+          c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+          const rs = await c.responses(2);
+          assert.equal(rs[0].header("content-length"), String(data.length));
+          assert.equal(rs[0].header("content-type"), "application/x-test");
+          assert.equal(rs[0].framing, "length");
+          const body = rs[0].body;
+          assert.equal(body.length, data.length);
+          for (let i = 0; i < data.length; i += 4099) assert.equal(body.charCodeAt(i), data[i]);
+          assert.equal(rs[1].status, 404);
+          c.close();
+        },
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("server: pipelined writes", () => {
+  test("responses to requests pipelined in one packet come back in one read when small", async () => {
+    await withServer(() => new Response("x"), {}, async (port) => {
+      const c = await RawClient.connect(port);
+      let reqs = "";
+      for (let i = 0; i < 16; i++) reqs += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+      c.send(reqs);
+      const rs = await c.responses(16);
+      assert.equal(rs.length, 16);
+      assert.equal(parseResponses(c.received).length, 16);
+      c.close();
+    });
+  });
+});
