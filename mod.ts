@@ -14,12 +14,7 @@ export { createServer, serve } from "./src/server.ts";
 export { fileResponse } from "./src/file_response.ts";
 export type { App, Server } from "./src/server.ts";
 export type { Handler, RequestInfo } from "./src/task.ts";
-export {
-  DEFAULTS,
-  optionsFromStrings,
-  resolveOptions,
-  STRING_OPTIONS,
-} from "./src/adjustments.ts";
+export { DEFAULTS, optionsFromStrings, resolveOptions, STRING_OPTIONS } from "./src/adjustments.ts";
 export type { Adjustments, Logger, Options, StringKind } from "./src/adjustments.ts";
 export type { Addr } from "./src/runtime/types.ts";
 
