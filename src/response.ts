@@ -44,20 +44,19 @@ export function inspectHeaders(headers: Headers): HeadFacts {
     lines: "",
   };
   let lines = "";
-  // Iteration yields lower-case names and keeps each Set-Cookie apart.
-  for (const [name, value] of headers) {
+  // forEach (several times cheaper than the iterator on Deno) yields
+  // lower-case names and keeps each Set-Cookie apart.
+  headers.forEach((value, name) => {
     if (HOP_BY_HOP.has(name)) {
       if (name === "connection" && hasToken(value, "close")) facts.appClose = true;
-      continue;
+    } else if (name === "content-length") {
+      facts.appLength = parseLength(value); // the server writes it itself, once
+    } else {
+      if (name === "date") facts.hasDate = true;
+      else if (name === "server") facts.hasServer = true;
+      lines += name + ": " + value + "\r\n";
     }
-    if (name === "content-length") {
-      facts.appLength = parseLength(value);
-      continue; // the server writes Content-Length itself, once
-    }
-    if (name === "date") facts.hasDate = true;
-    else if (name === "server") facts.hasServer = true;
-    lines += name + ": " + value + "\r\n";
-  }
+  });
   facts.lines = lines;
   return facts;
 }

@@ -24,8 +24,10 @@ export class TaskRunner {
     return this.#queue.length;
   }
 
-  /** Runs `call` when a slot is free; resolves or rejects with its outcome. */
-  run<T>(call: () => T | Promise<T>): Promise<T> {
+  /** Runs `call` when a slot is free; returns its outcome (a throw may be synchronous). */
+  run<T>(call: () => T | Promise<T>): T | Promise<T> {
+    // No cap: call at once, without the bookkeeping.
+    if (this.maxConcurrency === Infinity) return call();
     if (this.#inFlight < this.maxConcurrency) return this.#start(call);
     return new Promise<T>((resolve, reject) => {
       this.#queue.push(() => this.#start(call).then(resolve, reject));

@@ -86,10 +86,6 @@ export class Task {
   bodyBytes = 0;
   /** The response head has been queued. */
   responseStarted = false;
-  /** Resolves when the exchange is over (response written or abandoned). */
-  readonly done: Promise<void>;
-
-  #resolveDone!: () => void;
   #abort = new AbortController();
   #bodyController: ReadableStreamDefaultController<Uint8Array> | null = null;
   #resolvePull: (() => void) | null = null;
@@ -106,7 +102,6 @@ export class Task {
   ) {
     this.closeAfter = error !== null || !head!.keepAlive;
     this.bodyState = head && head.bodyKind !== "none" ? "open" : "none";
-    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
   /** The body still has bytes to come from the client. */
@@ -123,8 +118,6 @@ export class Task {
       // A bug of ours must not take the server down: log and drop the connection.
       this.host.adj.logger.error("Internal error while serving a request", error);
       this.closeAfter = true;
-    } finally {
-      this.#resolveDone();
     }
   }
 
@@ -305,7 +298,8 @@ export class Task {
     }
     // No `signal` here: a dependent signal costs more than the whole rest of
     // the Request on Deno; apps get it as `info.signal`.
-    const init: RequestInit & { duplex?: "half" } = { method: head.method, headers: view.headers };
+    const init: RequestInit & { duplex?: "half" } = { headers: view.headers };
+    if (head.method !== "GET") init.method = head.method;
     if (hasBody) {
       init.body = this.#bodyStream();
       init.duplex = "half";
