@@ -378,7 +378,12 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.socket.end(this.#peerEnded ? 0 : LINGER_MS);
   }
 
-  /** Reads from the socket only when the parser needs bytes for something. */
+  /**
+   * Reads while the parser needs bytes; pauses only once bytes it cannot use
+   * yet are held (so memory stays bounded by one read), not eagerly per
+   * request: pause/resume are syscalls on some runtimes, and a read left
+   * pending notices a client that goes away.
+   */
   #updateReading(): void {
     if (this.closed) return;
     const reading = this.#reading;
@@ -388,7 +393,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (wantBytes && this.#paused) {
       this.#paused = false;
       this.socket.resume();
-    } else if (!wantBytes && !this.#paused) {
+    } else if (!wantBytes && !this.#paused && this.#parser.buffered > 0) {
       this.#paused = true;
       this.socket.pause();
     }
