@@ -41,6 +41,11 @@ export class Channel implements SocketHandler, ExchangeHost {
   readonly localAddr: Addr;
   closed = false;
 
+  /** No further requests will be read: the current response is the last. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   /** Last time bytes moved in either direction (ms). */
   lastActivity = Date.now();
   /** When the head being received started (ms), or 0. */
@@ -92,7 +97,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   onData(chunk: Uint8Array): void {
     this.lastActivity = Date.now();
     if (this.#closing) return; // after a close decision, nothing more is processed
-    if (this.#tasks.length === 0 && this.headStartedAt === 0) {
+    if (this.#tasks.length === 0 && this.#reading === null && this.headStartedAt === 0) {
       this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
     this.#parser.push(chunk);

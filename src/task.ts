@@ -48,6 +48,8 @@ export interface ExchangeHost {
   readonly localAddr: Addr;
   /** The connection is gone (or being torn down): stop writing. */
   readonly closed: boolean;
+  /** The connection closes after the responses already queued (e.g. server shutdown). */
+  readonly closing: boolean;
   /** Queues response bytes (sent at the next flush). */
   write(bytes: Uint8Array): void;
   /** Sends queued bytes now. */
@@ -277,6 +279,7 @@ export class Task {
       if (!(result instanceof Response)) {
         throw new TypeError(`the app returned ${describe(result)}, not a Response`);
       }
+      if (result.type === "error") throw new TypeError("the app returned Response.error()");
       response = result;
     } catch (error) {
       response = await this.#appFailed(error, request, head);
@@ -352,7 +355,7 @@ export class Task {
       );
     }
     const facts = inspectHeaders(response.headers);
-    if (facts.appClose) this.closeAfter = true;
+    if (facts.appClose || host.closing) this.closeAfter = true;
     // Decide before the head goes out whether an unread body forces a close.
     if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
       this.closeAfter = true;

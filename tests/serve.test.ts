@@ -607,3 +607,28 @@ describe("serve: connections", () => {
     );
   });
 });
+
+describe("serve: edge cases", () => {
+  test("Response.error() from the app is a 500", async () => {
+    await withServer(() => Response.error(), {}, async (port) => {
+      assert.match(await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1\.1 500 /);
+    });
+  });
+
+  test("a response finished during shutdown says Connection: close", async () => {
+    const server = createServer(async () => {
+      await sleep(100);
+      return new Response("bye");
+    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
+    await server.ready;
+    server.run();
+    const c = await RawClient.connect(server.addr.port!);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await sleep(30);
+    const closing = server.close();
+    const [r] = await c.responses(1);
+    assert.equal(r.header("connection"), "close");
+    await closing;
+    c.close();
+  });
+});
