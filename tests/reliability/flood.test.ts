@@ -1,0 +1,82 @@
+// Floods: 2 × connectionLimit concurrent connections. The extra ones wait
+// (accepted later, never dropped), the server never holds more than the
+// limit, and once capacity frees every one is served.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { RawClient, sleep, withServer } from "../helpers/http_client.ts";
+import { checkResponses, waitFor } from "./helpers.ts";
+
+const LIMIT = 20;
+
+/** An app whose calls wait for `open()`; counts calls in flight and the maximum seen. */
+function gatedApp() {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const state = { inFlight: 0, max: 0, calls: 0 };
+  const app = async (): Promise<Response> => {
+    state.calls++;
+    state.max = Math.max(state.max, ++state.inFlight);
+    await gate;
+    state.inFlight--;
+    return new Response("served");
+  };
+  return { app, state, open: () => release() };
+}
+
+test(`flood of ${2 * LIMIT} connections with connectionLimit ${LIMIT}: extras wait, none dropped`, async () => {
+  const { app, state, open } = gatedApp();
+  await withServer(app, { connectionLimit: LIMIT }, async (port) => {
+    const clients = await Promise.all(
+      Array.from({ length: 2 * LIMIT }, () => RawClient.connect(port)),
+    );
+    for (const c of clients) c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    await waitFor(() => state.inFlight === LIMIT, 3000, `${LIMIT} calls in flight`);
+    await sleep(300);
+    assert.equal(state.calls, LIMIT, "only connections within the limit were read");
+    assert.equal(state.max, LIMIT);
+    assert.ok(
+      clients.every((c) => !c.ended && c.received.length === 0),
+      "nobody answered or dropped",
+    );
+
+    open();
+    // Clients close once answered, as real ones do (the server lingers until then).
+    await Promise.all(clients.map(async (c) => {
+      await c.closedByServer(5000);
+      c.close();
+    }));
+    for (const c of clients) {
+      const r = checkResponses(c.received, true);
+      assert.equal(r.malformed, null);
+      assert.equal(r.finals.length, 1, "every connection got its response");
+      assert.equal(r.finals[0].status, 200);
+      assert.equal(c.error, null, "no reset");
+    }
+    assert.equal(state.calls, 2 * LIMIT);
+    assert.ok(state.max <= LIMIT, `at most ${LIMIT} connections served at once (saw ${state.max})`);
+  });
+});
+
+test("idle keep-alive connections hold their slots; the waiting ones are served when they leave", async () => {
+  await withServer(() => new Response("ok"), { connectionLimit: LIMIT }, async (port) => {
+    const request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const first = await Promise.all(Array.from({ length: LIMIT }, () => RawClient.connect(port)));
+    for (const c of first) c.send(request);
+    await Promise.all(first.map((c) => c.responses(1)));
+
+    const extra = await Promise.all(Array.from({ length: LIMIT }, () => RawClient.connect(port)));
+    for (const c of extra) c.send(request);
+    await sleep(300);
+    assert.ok(extra.every((c) => c.received.length === 0 && !c.ended), "the limit holds");
+
+    for (const c of first) c.close();
+    await Promise.all(extra.map((c) => c.responses(1, 5000)));
+    for (const c of extra) c.close();
+
+    // Every slot is free again: a full pool is served at once.
+    const again = await Promise.all(Array.from({ length: LIMIT }, () => RawClient.connect(port)));
+    for (const c of again) c.send(request);
+    await Promise.all(again.map((c) => c.responses(1, 5000)));
+    for (const c of again) c.close();
+  });
+});
