@@ -380,6 +380,18 @@ const tmp = Deno.makeTempDirSync({ prefix: "waitress-bench-" });
 // The server runs as `sh -c 'ulimit -n …; exec taskset … cmd'`: each exec keeps
 // the pid, so the pid we get is the server's own for /proc readings.
 async function startServer(spec: ServerSpec, scenario: ScenarioId): Promise<Running> {
+  try {
+    return await startServerOnce(spec, scenario);
+  } catch (error) {
+    // One retry: a start can fail for a passing reason (the port picked was
+    // taken meanwhile, node_modules being reinstalled by someone else).
+    log(`  ${spec.name}: ${error instanceof Error ? error.message : error}; retrying once`);
+    await sleep(2000);
+    return await startServerOnce(spec, scenario);
+  }
+}
+
+async function startServerOnce(spec: ServerSpec, scenario: ScenarioId): Promise<Running> {
   const port = freePort();
   const logPath = `${tmp}/${spec.name}-${scenario}.log`;
   const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@" >"$LOG" 2>&1';
