@@ -921,13 +921,23 @@ function table(scenario: string): string[] {
 /** The issue's targets, checked against this run's medians. */
 function targets(): string[] {
   const lines: string[] = [];
-  const check = (what: string, value: number, limit: number, atMost: boolean) => {
+  const check = (
+    what: string,
+    value: number,
+    limit: number,
+    atMost: boolean,
+    cells: [string, string][],
+  ) => {
     if (!Number.isFinite(value)) return;
     const ok = atMost ? value <= limit : value >= limit;
+    // A throughput figure taken while other processes ran on the server core says little.
+    const disturbed = cells.some(([scenario, server]) =>
+      (summary(scenario, server)?.foreignPct ?? 0) > FOREIGN_LIMIT
+    );
     lines.push(
       `| ${what} | ${value.toFixed(2)} | ${atMost ? "≤" : "≥"} ${limit} | ${
         ok ? "met" : "**missed**"
-      } |`,
+      }${disturbed ? " (disturbed run)" : ""} |`,
     );
   };
   const v = (scenario: string, server: string, f: (s: Summary) => number) => {
@@ -942,17 +952,60 @@ function targets(): string[] {
   ) {
     const r = (scenario: string, other: string, f: (s: Summary) => number) =>
       v(scenario, ours, f) / v(scenario, other, f);
-    check(`${rt} (a) CPU/req vs native`, r("a", native, (s) => s.cpu), 1.3, true);
-    check(`${rt} (a) req/s vs native`, r("a", native, (s) => s.value), 0.9, false);
-    check(`${rt} (b) req/s vs native`, r("b", native, (s) => s.value), 3, false);
-    check(`${rt} (b) req/s vs raw ceiling`, r("b", raw, (s) => s.value), 0.4, false);
-    check(`${rt} (c) req/s vs native`, r("c", native, (s) => s.value), 0.8, false);
-    check(`${rt} (d) download MB/s vs native`, r("d↓", native, (s) => s.value), 0.8, false);
-    check(`${rt} (d) upload MB/s vs native`, r("d↑", native, (s) => s.value), 0.8, false);
-    check(`${rt} (d) download GB/s`, v("d↓", ours, (s) => s.value) / 1000, 1, false);
-    check(`${rt} (d) upload GB/s`, v("d↑", ours, (s) => s.value) / 1000, 1, false);
-    check(`${rt} (e) memory/connection vs native`, r("e", native, (s) => s.value), 1.5, true);
-    check(`${rt} (a) req/s vs Python waitress`, r("a", "waitress-py", (s) => s.value), 6, false);
+    const pair = (scenario: string, other: string): [string, string][] => [
+      [scenario, ours],
+      [scenario, other],
+    ];
+    check(`${rt} (a) CPU/req vs native`, r("a", native, (s) => s.cpu), 1.3, true, []);
+    check(
+      `${rt} (a) req/s vs native`,
+      r("a", native, (s) => s.value),
+      0.9,
+      false,
+      pair("a", native),
+    );
+    check(`${rt} (b) req/s vs native`, r("b", native, (s) => s.value), 3, false, pair("b", native));
+    check(
+      `${rt} (b) req/s vs raw ceiling`,
+      r("b", raw, (s) => s.value),
+      0.4,
+      false,
+      pair("b", raw),
+    );
+    check(
+      `${rt} (c) req/s vs native`,
+      r("c", native, (s) => s.value),
+      0.8,
+      false,
+      pair("c", native),
+    );
+    check(
+      `${rt} (d) download MB/s vs native`,
+      r("d↓", native, (s) => s.value),
+      0.8,
+      false,
+      pair("d↓", native),
+    );
+    check(
+      `${rt} (d) upload MB/s vs native`,
+      r("d↑", native, (s) => s.value),
+      0.8,
+      false,
+      pair("d↑", native),
+    );
+    check(`${rt} (d) download GB/s`, v("d↓", ours, (s) => s.value) / 1000, 1, false, [[
+      "d↓",
+      ours,
+    ]]);
+    check(`${rt} (d) upload GB/s`, v("d↑", ours, (s) => s.value) / 1000, 1, false, [["d↑", ours]]);
+    check(`${rt} (e) memory/connection vs native`, r("e", native, (s) => s.value), 1.5, true, []);
+    check(
+      `${rt} (a) req/s vs Python waitress`,
+      r("a", "waitress-py", (s) => s.value),
+      6,
+      false,
+      pair("a", "waitress-py"),
+    );
   }
   if (lines.length === 0) return [];
   return [
@@ -961,6 +1014,9 @@ function targets(): string[] {
     "| target | this run | goal | |",
     "|---|---:|---:|---|",
     ...lines,
+    "",
+    "CPU per request and memory per connection hold up on a busy machine; req/s and MB/s" +
+    " ratios do not, so a row marked (disturbed run) should be checked again on a quiet one.",
     "",
   ];
 }
