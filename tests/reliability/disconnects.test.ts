@@ -79,7 +79,9 @@ test(`${CYCLES} clients vanish mid-head/body/response/pipeline: nothing leaks`, 
         c.send(request("/slow") + request("/stream") + request("/") + request("/slow"));
         await c.until(() => c.received.length > rng.int(1000), 5000);
       }
-      if (rng.chance(0.5)) await sleep(rng.int(3));
+      // Vanish a moment after sending: a reset before the server even accepted the
+      // connection is flood.test.ts's concern (it stalls Deno's accept loop, finding 5).
+      await sleep(kind < 2 ? 3 + rng.int(3) : rng.int(3));
     } finally {
       if (rude) c.socket.resetAndDestroy();
       else c.close();
@@ -87,7 +89,9 @@ test(`${CYCLES} clients vanish mid-head/body/response/pipeline: nothing leaks`, 
   };
 
   let port = 0;
-  await withServer(app, { connectionLimit: LIMIT }, async (p) => {
+  // A silent logger: a recording one would grow the heap by a line per disconnect.
+  const silent = { info: () => {}, warn: () => {}, error: () => {} };
+  await withServer(app, { connectionLimit: LIMIT, logger: silent }, async (p) => {
     port = p;
     const quiet = () =>
       count.calls === count.settled && count.streams === count.finished + count.cancelled;
