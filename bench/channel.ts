@@ -1,0 +1,86 @@
+/**
+ * The server's own per-request cost without any network: a Channel driven by
+ * an in-memory socket, fed batches of pipelined requests.
+ *   deno run -A bench/channel.ts    |    bun bench/channel.ts
+ * @module
+ */
+import { resolveOptions } from "../src/adjustments.ts";
+import { Channel, type ChannelOwner } from "../src/channel.ts";
+import { TaskRunner } from "../src/runner.ts";
+import type { Addr, Socket, SocketHandler } from "../src/runtime/types.ts";
+import type { Handler } from "../src/task.ts";
+
+const REQUEST = "GET /hello?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: bench/1.0\r\n" +
+  "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n";
+const DEPTH = 16;
+const BATCHES = 20_000;
+
+class MemorySocket implements Socket {
+  readonly remoteAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 50000 };
+  readonly localAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 8080 };
+  readonly pendingBytes = 0;
+  closed = false;
+  handler!: SocketHandler;
+  written = 0;
+  writes = 0;
+  onWrite: () => void = () => {};
+  start(handler: SocketHandler): void {
+    this.handler = handler;
+  }
+  write(data: Uint8Array): void {
+    this.written += data.byteLength;
+    this.writes++;
+    this.onWrite();
+  }
+  pause(): void {}
+  resume(): void {}
+  end(): void {}
+  destroy(): void {}
+}
+
+async function run(name: string, handler: Handler): Promise<void> {
+  const adj = resolveOptions({ logger: { info() {}, warn() {}, error: console.error } });
+  const owner: ChannelOwner = {
+    adj,
+    runner: new TaskRunner(adj.maxConcurrency, adj.logger),
+    handler,
+    channelClosed() {},
+  };
+  const socket = new MemorySocket();
+  const channel = new Channel(owner, socket);
+  channel.start();
+  const batch = new TextEncoder().encode(REQUEST.repeat(DEPTH));
+  // One batch to learn how many bytes DEPTH responses take.
+  await new Promise<void>((resolve) => {
+    socket.onWrite = resolve;
+    socket.handler.onData(batch.slice());
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  const perBatch = socket.written;
+  const t0 = performance.now();
+  let done = 0;
+  await new Promise<void>((resolve) => {
+    const target = perBatch * (BATCHES + 1);
+    socket.onWrite = () => {
+      if (socket.written >= target) resolve();
+      else if (socket.written >= perBatch * (done + 2)) {
+        done++;
+        socket.handler.onData(batch.slice());
+      }
+    };
+    socket.handler.onData(batch.slice());
+  });
+  const us = (performance.now() - t0) * 1000 / (BATCHES * DEPTH);
+  console.log(
+    `${name.padEnd(28)} ${us.toFixed(2)} µs/request  (${
+      (socket.writes / (BATCHES + 1)).toFixed(2)
+    } writes per ${DEPTH} pipelined requests)`,
+  );
+}
+
+await run("hello (string body)", () => new Response("Hello world\n"));
+await run("hello (no body)", () => new Response(null, { status: 204 }));
+await run(
+  "reads url + header",
+  (req) => new Response(new URL(req.url).pathname + req.headers.get("user-agent")),
+);
