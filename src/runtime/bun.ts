@@ -5,9 +5,10 @@
  * @module
  */
 
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
-import { BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import { removeIfSocket } from "./unix_socket.ts";
 
 /** The part of Bun's socket this adapter uses. */
 interface BunRawSocket {
@@ -57,9 +58,6 @@ class BunSocket extends BaseSocket {
   #current: Uint8Array | undefined;
   #scheduled = false;
   #waitingDrain = false;
-  /** Called when this socket closes, so the listener can forget it. */
-  onGone: ((socket: BunSocket) => void) | undefined;
-
   constructor(sock: BunRawSocket, localAddr: Addr) {
     super();
     this.#sock = sock;
@@ -173,11 +171,6 @@ class BunSocket extends BaseSocket {
       this.#sock.end();
     } catch { /* already closed */ }
   }
-
-  /** Closes a socket that was never handed out. */
-  discard(): void {
-    this._close();
-  }
 }
 
 /** A bound Bun listener. */
@@ -185,11 +178,7 @@ class BunListener implements Listener {
   addr: Addr;
   #raw: BunRawListener | undefined;
   #unixPath: string | undefined;
-  #onConnection: ((socket: Socket) => void) | undefined;
-  #accepting = true;
-  #closed = false;
-  /** Accepted while paused (or before start): held paused, in order. */
-  #held = new Set<BunSocket>();
+  #gate = new AcceptGate();
 
   constructor(addr: Addr, unixPath: string | undefined) {
     this.addr = addr;
@@ -198,25 +187,12 @@ class BunListener implements Listener {
 
   /** Bun.listen's socket handlers, routed to our wrappers. */
   handlers(): BunHandlers {
-    const forget = (s: BunSocket): void => {
-      this.#held.delete(s);
-    };
     return {
       open: (sock) => {
         const s = new BunSocket(sock, this.addr);
         sock.data = s;
-        if (this.#closed) {
-          s.discard();
-          return;
-        }
-        if (this.#accepting && this.#onConnection) {
-          // Data before start() is held (and reading paused) by the base class.
-          this.#onConnection(s);
-        } else {
-          sock.pause();
-          s.onGone = forget;
-          this.#held.add(s);
-        }
+        // Data before start() is held (and reading paused) by the base class.
+        if (this.#gate.offer(s)) sock.pause();
       },
       data: (sock, chunk) => sock.data?.bunData(chunk),
       drain: (sock) => sock.data?.bunDrain(),
@@ -235,44 +211,22 @@ class BunListener implements Listener {
   }
 
   start(onConnection: (socket: Socket) => void): void {
-    if (this.#onConnection) throw new Error("listener already started");
-    this.#onConnection = onConnection;
-    this.#pump();
+    this.#gate.start(onConnection);
   }
 
   setAccepting(accepting: boolean): void {
-    this.#accepting = accepting;
-    if (accepting) this.#pump();
-  }
-
-  #pump(): void {
-    for (const s of this.#held) {
-      if (!this.#accepting || this.#closed || !this.#onConnection) return;
-      this.#held.delete(s);
-      s.onGone = undefined;
-      this.#onConnection(s);
-    }
+    this.#gate.setAccepting(accepting);
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      for (const s of this.#held) s.discard();
-      this.#held.clear();
-      try {
-        this.#raw?.stop(false);
-      } catch { /* already stopped */ }
-      if (this.#unixPath !== undefined) removeIfSocket(this.#unixPath);
-    }
+    this.#gate.close();
+    try {
+      this.#raw?.stop(false);
+    } catch { /* already stopped */ }
+    if (this.#unixPath !== undefined) removeIfSocket(this.#unixPath);
+    this.#unixPath = undefined;
     return Promise.resolve();
   }
-}
-
-/** Removes `path` if it is a unix socket; leaves anything else alone. */
-function removeIfSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch { /* not there */ }
 }
 
 /**

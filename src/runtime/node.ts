@@ -6,9 +6,10 @@
  */
 
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
-import { BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import { removeIfSocket } from "./unix_socket.ts";
 
 /** One accepted node:net connection. */
 class NodeSocket extends BaseSocket {
@@ -18,7 +19,6 @@ class NodeSocket extends BaseSocket {
   #out = new OutputQueue();
   #scheduled = false;
   /** Called when this socket closes, so the listener can forget it. */
-  onGone: ((socket: NodeSocket) => void) | undefined;
 
   constructor(sock: NetSocket, listenAddr: Addr) {
     super();
@@ -99,76 +99,39 @@ class NodeSocket extends BaseSocket {
     this.#out.clear();
     this.#sock.destroy();
   }
-
-  /** Closes a socket that was never handed out. */
-  discard(): void {
-    this._close();
-  }
 }
 
 /** A bound node:net listener. */
 class NodeListener implements Listener {
   readonly addr: Addr;
   #server: Server;
-  #onConnection: ((socket: Socket) => void) | undefined;
-  #accepting = true;
-  #closed = false;
   /** node cannot stop accepting; sockets accepted while paused wait here. */
-  #held = new Set<NodeSocket>();
+  #gate = new AcceptGate();
 
   constructor(server: Server, addr: Addr) {
     this.#server = server;
     this.addr = addr;
     server.on("connection", (sock: NetSocket) => {
       // Sockets arrive paused (pauseOnConnect) and stay so until start().
-      const s = new NodeSocket(sock, this.addr);
-      if (this.#closed) s.discard();
-      else if (this.#accepting && this.#onConnection) this.#onConnection(s);
-      else {
-        s.onGone = (x) => this.#held.delete(x);
-        this.#held.add(s);
-      }
+      this.#gate.offer(new NodeSocket(sock, this.addr));
     });
   }
 
   start(onConnection: (socket: Socket) => void): void {
-    if (this.#onConnection) throw new Error("listener already started");
-    this.#onConnection = onConnection;
-    this.#pump();
+    this.#gate.start(onConnection);
   }
 
   setAccepting(accepting: boolean): void {
-    this.#accepting = accepting;
-    if (accepting) this.#pump();
-  }
-
-  #pump(): void {
-    for (const s of this.#held) {
-      if (!this.#accepting || this.#closed || !this.#onConnection) return;
-      this.#held.delete(s);
-      s.onGone = undefined;
-      this.#onConnection(s);
-    }
+    this.#gate.setAccepting(accepting);
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      for (const s of this.#held) s.discard();
-      this.#held.clear();
-      // server.close()'s callback waits for every connection to end; the
-      // listening handle itself (and a unix socket file) goes away now.
-      this.#server.close();
-    }
+    this.#gate.close();
+    // server.close()'s callback waits for every connection to end; the
+    // listening handle itself (and a unix socket file) goes away now.
+    if (this.#server.listening) this.#server.close();
     return Promise.resolve();
   }
-}
-
-/** Removes `path` if it is a unix socket; leaves anything else alone. */
-function removeIfSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch { /* not there */ }
 }
 
 /** The node:net runtime (also works on Deno and Bun). */

@@ -186,6 +186,15 @@ export abstract class BaseSocket implements Socket {
     this._close();
   }
 
+  /** Set by a listener holding this socket: called when it closes. */
+  onGone: ((socket: BaseSocket) => void) | undefined;
+
+  /** Closes a socket that was never handed out. */
+  discard(): void {
+    this._close();
+    this.onGone?.(this);
+  }
+
   /** Queues bytes for sending. */
   abstract write(data: Uint8Array): void;
 
@@ -302,4 +311,65 @@ export function bindError(spec: ListenSpec, cause: unknown): Error {
 /** Normalises any thrown value to an Error. */
 export function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
+}
+
+/**
+ * Hands accepted sockets to the listener's owner, holding them (paused, in
+ * order) while accepting is paused or before `start`: for runtimes that
+ * cannot stop accepting (Bun, node:net).
+ */
+export class AcceptGate {
+  #onConnection: ((socket: Socket) => void) | undefined;
+  #accepting = true;
+  #closed = false;
+  #held = new Set<BaseSocket>();
+
+  /** Starts handing sockets out, first the held ones. */
+  start(onConnection: (socket: Socket) => void): void {
+    if (this.#onConnection) throw new Error("listener already started");
+    this.#onConnection = onConnection;
+    this.#release();
+  }
+
+  /** Pauses or resumes handing sockets out. */
+  setAccepting(accepting: boolean): void {
+    this.#accepting = accepting;
+    if (accepting) this.#release();
+  }
+
+  /**
+   * A newly accepted socket: handed out now, closed if the listener is
+   * closed, or held. Returns true when held (the caller pauses its reads).
+   */
+  offer(socket: BaseSocket): boolean {
+    if (this.#closed) {
+      socket.discard();
+      return false;
+    }
+    if (this.#accepting && this.#onConnection) {
+      this.#onConnection(socket);
+      return false;
+    }
+    socket.onGone = (gone) => this.#held.delete(gone);
+    this.#held.add(socket);
+    return true;
+  }
+
+  /** Closes every held socket; later offers are closed at once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const held = [...this.#held];
+    this.#held.clear();
+    for (const socket of held) socket.discard();
+  }
+
+  #release(): void {
+    for (const socket of this.#held) {
+      if (!this.#accepting || this.#closed || !this.#onConnection) return;
+      this.#held.delete(socket);
+      socket.onGone = undefined;
+      this.#onConnection(socket);
+    }
+  }
 }
