@@ -1,13 +1,14 @@
 // End-to-end tests of serve(): raw request bytes over real loopback sockets.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, serve } from "../mod.ts";
+import { serve } from "../mod.ts";
 import {
   exchange,
   parseResponses,
   RawClient,
   recordingLogger,
   sleep,
+  startServer,
   withServer,
 } from "./helpers/http_client.ts";
 
@@ -569,12 +570,10 @@ describe("serve: connections", () => {
   });
 
   test("graceful close lets an in-flight request complete, refuses new connections", async () => {
-    const server = createServer(async () => {
+    const server = await startServer(async () => {
       await sleep(200);
       return new Response("done");
-    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
-    await server.ready;
-    server.run();
+    });
     const port = server.addr.port!;
     const c = await RawClient.connect(port);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -616,12 +615,10 @@ describe("serve: edge cases", () => {
   });
 
   test("a response finished during shutdown says Connection: close", async () => {
-    const server = createServer(async () => {
+    const server = await startServer(async () => {
       await sleep(100);
       return new Response("bye");
-    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
-    await server.ready;
-    server.run();
+    });
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     await sleep(30);

@@ -14,6 +14,7 @@ import {
   RawClient,
   recordingLogger,
   sleep,
+  startServer,
   withServer,
 } from "./helpers/http_client.ts";
 
@@ -94,12 +95,10 @@ describe("server: listeners and lifecycle", () => {
 
   test("close({ timeout }) aborts an app that never answers once the timeout passes", async () => {
     let aborted = false;
-    const server = createServer((_req, info) => {
+    const server = await startServer((_req, info) => {
       info.signal.addEventListener("abort", () => (aborted = true));
       return new Promise<Response>(() => {});
-    }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
-    await server.ready;
-    server.run();
+    });
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     await sleep(50);

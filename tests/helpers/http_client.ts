@@ -22,12 +22,8 @@ export function recordingLogger(): {
   return { info: log("info"), warn: log("warn"), error: log("error"), lines };
 }
 
-/** Starts a server on 127.0.0.1 with a free port, runs `body`, always closes. */
-export async function withServer(
-  app: App,
-  options: Options,
-  body: (port: number, server: Server) => Promise<void>,
-): Promise<void> {
+/** A running server on 127.0.0.1 with a free port and a quiet logger; the caller closes it. */
+export async function startServer(app: App, options: Options = {}): Promise<Server> {
   const server = createServer(app, {
     host: "127.0.0.1",
     port: 0,
@@ -36,6 +32,16 @@ export async function withServer(
   });
   await server.ready;
   server.run();
+  return server;
+}
+
+/** Starts a server on 127.0.0.1 with a free port, runs `body`, always closes. */
+export async function withServer(
+  app: App,
+  options: Options,
+  body: (port: number, server: Server) => Promise<void>,
+): Promise<void> {
+  const server = await startServer(app, options);
   try {
     await body(server.addr.port!, server);
   } finally {
