@@ -7,7 +7,7 @@
  */
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
-import { fromLatin1, RawClient, sleep } from "../helpers/http_client.ts";
+import { fromLatin1, sleep } from "../helpers/http_client.ts";
 
 /** A small seeded PRNG (mulberry32): same seed, same sequence on every runtime. */
 export class Rng {
@@ -224,42 +224,6 @@ export function checkResponses(
     pos = p;
   }
   return { responses, finals, leftover: text.length - pos, malformed: null };
-}
-
-/** What one scripted connection saw. */
-export interface Outcome {
-  data: Uint8Array;
-  /** The server closed (FIN or reset) before the deadline. */
-  closed: boolean;
-  /** A socket error (e.g. ECONNRESET) ended it. */
-  error: Error | null;
-}
-
-/**
- * Connects, sends `parts` with `pauses[i]` ms before part i (default 0),
- * optionally half-closes, and waits until the server closes or `ms` pass.
- */
-export async function script(
-  port: number,
-  parts: Uint8Array[],
-  options: { pauses?: number[]; halfClose?: boolean; ms?: number } = {},
-): Promise<Outcome> {
-  const client = await RawClient.connect(port);
-  try {
-    for (let i = 0; i < parts.length; i++) {
-      const pause = options.pauses?.[i] ?? 0;
-      if (pause > 0) await sleep(pause);
-      if (client.ended) break;
-      client.send(parts[i]);
-    }
-    if (options.halfClose && !client.ended) client.shutdown();
-    try {
-      await client.until(() => false, options.ms ?? 5000);
-    } catch { /* deadline: reported as not closed */ }
-    return { data: client.received, closed: client.ended, error: client.error };
-  } finally {
-    client.close();
-  }
 }
 
 /** The p-th percentile (0..100) of `values` (nearest rank). */
