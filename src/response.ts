@@ -127,6 +127,10 @@ export function buildHead(spec: HeadSpec): string {
 
 const encoder = new TextEncoder();
 
+/** The last head encoded: consecutive responses usually share it (Date changes once a second). */
+let lastHead = "";
+let lastHeadBytes = new Uint8Array(0);
+
 /**
  * Encodes a latin-1 string (header text: every char < 256) followed by
  * optional body bytes into one new array, so head and first body bytes go
@@ -135,10 +139,17 @@ const encoder = new TextEncoder();
 export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
   const bodyLength = body ? body.byteLength : 0;
   const out = new Uint8Array(head.length + bodyLength);
-  // Fast path: pure ASCII encodes 1:1 with the native encoder.
-  const { read, written } = encoder.encodeInto(head, out.subarray(0, head.length));
-  if (read !== head.length || written !== head.length) {
-    for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
+  if (head === lastHead) {
+    out.set(lastHeadBytes);
+  } else {
+    const target = out.subarray(0, head.length);
+    // Fast path: pure ASCII encodes 1:1 with the native encoder.
+    const { read, written } = encoder.encodeInto(head, target);
+    if (read !== head.length || written !== head.length) {
+      for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
+    }
+    lastHead = head;
+    lastHeadBytes = target.slice();
   }
   if (body) out.set(body, head.length);
   return out;
