@@ -96,7 +96,9 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   onData(chunk: Uint8Array): void {
     this.lastActivity = Date.now();
-    if (this.#closing) return; // after a close decision, nothing more is processed
+    // After a close decision nothing more is processed, but the body of the
+    // request being answered still is.
+    if (this.#closing && this.#reading === null) return;
     if (this.#tasks.length === 0 && this.#reading === null && this.headStartedAt === 0) {
       this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }

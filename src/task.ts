@@ -349,6 +349,7 @@ export class Task {
       return;
     }
     if (response.bodyUsed || body?.locked) {
+      adj.logger.error(`The app returned a used Response body for ${head.method} ${head.target}`);
       return this.#writeError(
         { status: 500, detail: "The app returned a used Response body", close: true },
         head.version,

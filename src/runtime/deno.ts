@@ -120,7 +120,9 @@ class DenoSocket extends BaseSocket {
     this.#reading = true;
     const conn = this.#conn;
     try {
-      while (this.#wantRead && !this.isClosed) {
+      // While paused, one more read stays outstanding (its bytes are held,
+      // so memory stays bounded) so that a reset or FIN is still noticed.
+      while (!this.isClosed && (this.#wantRead || !this.isHolding)) {
         const buf = this.#buf;
         const n = await conn.read(buf);
         if (this.isClosed) break;
@@ -212,25 +214,31 @@ class DenoListener implements Listener {
 
   async #acceptLoop(): Promise<void> {
     this.#looping = true;
-    try {
-      while (this.#accepting && !this.#closed) {
-        const conn = await this.#listener.accept();
-        if (this.#closed) {
-          conn.close();
-          break;
+    while (this.#accepting && !this.#closed) {
+      let conn: Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) break;
+        // A client that reset before we accepted it is gone; the next one waits.
+        if (
+          e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.ConnectionReset
+        ) {
+          continue;
         }
-        if (this.#accepting) this.#handOut(conn);
-        else this.#held.push(conn);
-      }
-    } catch (e) {
-      if (!this.#closed && !(e instanceof Deno.errors.BadResource)) {
-        // Out of file descriptors or a connection aborted before accept:
-        // wait a little instead of spinning, then accept again.
+        // Out of file descriptors or the like: wait a little instead of spinning.
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#pump();
         }, 50);
+        break;
       }
+      if (this.#closed) {
+        conn.close();
+        break;
+      }
+      if (this.#accepting) this.#handOut(conn);
+      else this.#held.push(conn);
     }
     this.#looping = false;
   }

@@ -130,6 +130,11 @@ export abstract class BaseSocket implements Socket {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #lingerMs = DEFAULT_LINGER_MS;
 
+  /** Data or a FIN arrived while paused and waits for `resume`. */
+  protected get isHolding(): boolean {
+    return this.#held.length > 0 || this.#heldEnd;
+  }
+
   /** True once closed (by either side). */
   get closed(): boolean {
     return this.isClosed;
