@@ -4,6 +4,7 @@
  *   deno run -A bench/channel.ts    |    bun bench/channel.ts
  * @module
  */
+import process from "node:process";
 import { resolveOptions } from "../src/adjustments.ts";
 import { Channel, type ChannelOwner } from "../src/channel.ts";
 import { TaskRunner } from "../src/runner.ts";
@@ -41,21 +42,24 @@ class MemorySocket implements Socket {
 
 async function run(name: string, handler: Handler): Promise<void> {
   const rounds: number[] = [];
+  const cpus: number[] = [];
   let writes = 0;
   for (let i = 0; i < ROUNDS; i++) {
     const r = await round(handler);
     rounds.push(r.us);
+    cpus.push(r.cpu);
     writes = r.writes;
   }
   rounds.sort((a, b) => a - b);
+  cpus.sort((a, b) => a - b);
   console.log(
-    `${name.padEnd(28)} ${rounds[ROUNDS >> 1].toFixed(2)} µs/request (median of ${ROUNDS}; ${
-      writes.toFixed(2)
-    } writes per ${DEPTH} pipelined requests)`,
+    `${name.padEnd(28)} ${rounds[ROUNDS >> 1].toFixed(2)} µs/request wall, ${
+      cpus[ROUNDS >> 1].toFixed(2)
+    } µs CPU (all threads; median of ${ROUNDS}; ${writes.toFixed(2)} writes per ${DEPTH} requests)`,
   );
 }
 
-async function round(handler: Handler): Promise<{ us: number; writes: number }> {
+async function round(handler: Handler): Promise<{ us: number; cpu: number; writes: number }> {
   const adj = resolveOptions({ logger: { info() {}, warn() {}, error: console.error } });
   const owner: ChannelOwner = {
     adj,
@@ -75,6 +79,7 @@ async function round(handler: Handler): Promise<{ us: number; writes: number }> 
   await new Promise((r) => setTimeout(r, 10));
   const perBatch = socket.written;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let done = 0;
   await new Promise<void>((resolve) => {
     const target = perBatch * (BATCHES + 1);
@@ -87,8 +92,10 @@ async function round(handler: Handler): Promise<{ us: number; writes: number }> 
     };
     socket.handler.onData(batch.slice());
   });
+  const cpu = process.cpuUsage(cpu0);
   return {
     us: (performance.now() - t0) * 1000 / (BATCHES * DEPTH),
+    cpu: (cpu.user + cpu.system) / (BATCHES * DEPTH),
     writes: socket.writes / (BATCHES + 1),
   };
 }
