@@ -1,0 +1,82 @@
+// Real fetch-handler apps run unchanged behind the server: a Hono app (its
+// streaming helper sets Transfer-Encoding itself) and a plain { fetch } object.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { stream, streamSSE } from "hono/streaming";
+import { RawClient, withServer } from "./helpers/http_client.ts";
+
+function honoApp(): Hono {
+  const app = new Hono();
+  app.get("/", (c) => c.text("hello from hono"));
+  app.get("/json/:id", (c) => c.json({ id: c.req.param("id"), q: c.req.query("q") }));
+  app.post("/echo", async (c) => c.json(await c.req.json(), 201));
+  app.get("/stream", (c) =>
+    stream(c, async (s) => {
+      await s.write("part1,");
+      await s.sleep(5);
+      await s.write("part2");
+    }));
+  app.get("/sse", (c) =>
+    streamSSE(c, async (s) => {
+      await s.writeSSE({ data: "one" });
+      await s.writeSSE({ data: "two" });
+    }));
+  app.get("/cookies", (c) => {
+    c.header("set-cookie", "a=1", { append: true });
+    c.header("set-cookie", "b=2", { append: true });
+    return c.body(null, 204);
+  });
+  return app;
+}
+
+describe("apps behind the server", () => {
+  test("a Hono app: text, params and query, JSON bodies, streaming, SSE, cookies", async () => {
+    const app = honoApp();
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      const body = JSON.stringify({ hello: "world" });
+      c.send(
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "GET /json/42?q=yes HTTP/1.1\r\nHost: x\r\n\r\n" +
+          `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+          "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "GET /cookies HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      const rs = await c.responses(6);
+      c.close();
+      assert.equal(rs[0].body, "hello from hono");
+      assert.deepEqual(JSON.parse(rs[1].body), { id: "42", q: "yes" });
+      assert.equal(rs[2].status, 201);
+      assert.deepEqual(JSON.parse(rs[2].body), { hello: "world" });
+      // Hono's stream helper sets Transfer-Encoding: chunked itself; the server
+      // owns framing, so exactly one transfer-encoding header goes out.
+      assert.equal(rs[3].framing, "chunked");
+      assert.equal(rs[3].body, "part1,part2");
+      assert.equal(
+        rs[3].headers.filter(([k]) => k.toLowerCase() === "transfer-encoding").length,
+        1,
+      );
+      assert.match(rs[4].header("content-type")!, /text\/event-stream/);
+      assert.equal(rs[4].body, "data: one\n\ndata: two\n\n");
+      assert.equal(rs[5].status, 204);
+      assert.deepEqual(
+        rs[5].headers.filter(([k]) => k === "set-cookie").map(([, v]) => v),
+        ["a=1", "b=2"],
+      );
+    });
+  });
+
+  test("Hono sees the client's address through info (its env argument)", async () => {
+    const app = new Hono<{ Bindings: { remoteAddr: { hostname?: string } } }>();
+    app.get("/ip", (c) => c.text(c.env.remoteAddr.hostname ?? "?"));
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET /ip HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [r] = await c.responses(1);
+      c.close();
+      assert.equal(r.body, "127.0.0.1");
+    });
+  });
+});
