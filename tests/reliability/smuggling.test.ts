@@ -397,7 +397,7 @@ async function runCase(server: Server, c: Case): Promise<void> {
   try {
     client.send(latin1(c.bytes));
     // Give the server time to serve (or refuse) everything it would, then tell it we are done.
-    await client.until(() => false, 250).catch(() => {});
+    await client.until(() => false, 150).catch(() => {});
     if (!client.ended) client.shutdown();
     await client.closedByServer(3000);
     const heads = c.bytes.startsWith("HEAD") ? [true] : [];
