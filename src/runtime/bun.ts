@@ -67,8 +67,9 @@ class BunSocket extends BaseSocket {
     } else {
       this.remoteAddr = {
         transport: "tcp",
+        // A peer that reset right after connecting may have no address left.
         hostname: sock.remoteAddress ?? "",
-        port: sock.remotePort,
+        port: sock.remotePort ?? 0,
       };
       this.localAddr = {
         transport: "tcp",

@@ -28,6 +28,11 @@ function toAddr(addr: Deno.Addr): Addr {
   return { transport: "tcp" };
 }
 
+/** EMFILE / ENFILE: the process or system is out of file descriptors. */
+function isResourceError(e: unknown): boolean {
+  return e instanceof Error && /Too many open files|os error 2[34]\b/.test(e.message);
+}
+
 /** Errors a read or write can end with when our own close raced it. */
 function isOwnCloseError(e: unknown): boolean {
   return e instanceof Deno.errors.Interrupted || e instanceof Deno.errors.BadResource;
@@ -181,6 +186,8 @@ class DenoListener implements Listener {
   /** Connections accepted by an accept() that was in flight when paused. */
   #held: Conn[] = [];
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Accept errors in a row (a spinning guard). */
+  #failures = 0;
 
   constructor(listener: Deno.Listener, recvBytes: number) {
     this.#listener = listener;
@@ -220,19 +227,19 @@ class DenoListener implements Listener {
         conn = await this.#listener.accept();
       } catch (e) {
         if (this.#closed || e instanceof Deno.errors.BadResource) break;
-        // A client that reset before we accepted it is gone; the next one waits.
-        if (
-          e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.ConnectionReset
-        ) {
-          continue;
-        }
-        // Out of file descriptors or the like: wait a little instead of spinning.
+        // A client that reset while waiting in the backlog (Deno reports
+        // NotConnected, ConnectionReset or ConnectionAborted) is gone: accept
+        // the next one at once, or any client can stall accepting. Only when
+        // out of descriptors (or failing again and again) wait a little.
+        if (!isResourceError(e) && ++this.#failures < 100) continue;
+        this.#failures = 0;
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#pump();
         }, 50);
         break;
       }
+      this.#failures = 0;
       if (this.#closed) {
         conn.close();
         break;
