@@ -18,6 +18,7 @@ import {
   lastChunk,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
+import { takeStaticBody } from "./runtime/static_body.ts";
 import type { Addr } from "./runtime/types.ts";
 
 /** A fetch handler: the app. */
@@ -343,17 +344,18 @@ export class Task {
   async #writeResponse(response: Response, head: RequestHead): Promise<void> {
     const host = this.host;
     const { adj } = host;
-    const body = response.body;
     if (host.closed) {
-      body?.cancel().catch(() => {});
+      response.body?.cancel().catch(() => {});
       return;
     }
-    if (response.bodyUsed || body?.locked) {
-      adj.logger.error(`The app returned a used Response body for ${head.method} ${head.target}`);
-      return this.#writeError(
-        { status: 500, detail: "The app returned a used Response body", close: true },
-        head.version,
-      );
+    if (response.bodyUsed) {
+      return this.#usedBody(head);
+    }
+    // A body given whole needs no stream (and `.body` would build one).
+    const whole = takeStaticBody(response);
+    const body = whole ? null : response.body;
+    if (body?.locked) {
+      return this.#usedBody(head);
     }
     const facts = inspectHeaders(response.headers);
     if (facts.appClose || host.closing) this.closeAfter = true;
@@ -367,7 +369,7 @@ export class Task {
     const reader = body ? body.getReader() : null;
     this.#reader = reader;
 
-    let first: Uint8Array | null = null;
+    let first: Uint8Array | null = whole ?? null;
     let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
     let single = true;
     if (reader) {
@@ -481,6 +483,16 @@ export class Task {
       this.closeAfter = true;
     }
     this.#reader = null;
+  }
+
+  #usedBody(head: RequestHead): void {
+    this.host.adj.logger.error(
+      `The app returned a used Response body for ${head.method} ${head.target}`,
+    );
+    this.#writeError(
+      { status: 500, detail: "The app returned a used Response body", close: true },
+      head.version,
+    );
   }
 
   async #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> {
