@@ -83,7 +83,6 @@ test("idle keep-alive connections hold their slots; the waiting ones are served 
 
 test(
   "connections reset while waiting to be accepted do not stall accepting",
-  { todo: "Deno: accept() fails with NotConnected, which still backs off 50 ms (finding 5)" },
   async () => {
     await withServer(() => new Response("ok"), { connectionLimit: 1 }, async (port) => {
       // Hold the only slot so the next connections wait to be accepted.
