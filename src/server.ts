@@ -10,6 +10,9 @@ import { detectRuntime } from "./runtime/mod.ts";
 import type { Addr, Listener, Socket } from "./runtime/types.ts";
 import type { Handler } from "./task.ts";
 
+/** The least time between two connection-limit warnings (ms). */
+const LIMIT_LOG_MS = 10_000;
+
 /** A fetch handler, or an object with one (`export default { fetch }`). */
 export type App = Handler | { fetch: Handler };
 
@@ -47,6 +50,7 @@ class HttpServer implements Server, ChannelOwner {
   #maintenance: ReturnType<typeof setInterval> | undefined;
   #resolveFinished!: () => void;
   #limitWarned = false;
+  #limitLoggedAt = -Infinity;
 
   constructor(app: App, options?: Options) {
     this.handler = toHandler(app);
@@ -122,8 +126,12 @@ class HttpServer implements Server, ChannelOwner {
     if (full === !this.#accepting || this.#closing) return;
     this.#accepting = !full;
     for (const listener of this.#listeners) listener.setAccepting(this.#accepting);
-    if (full && !this.#limitWarned) {
+    // Under a flood the count flaps around the limit: say so once, then at
+    // most every LIMIT_LOG_MS, and say "again" only after a warning.
+    const now = Date.now();
+    if (full && !this.#limitWarned && now - this.#limitLoggedAt >= LIMIT_LOG_MS) {
       this.#limitWarned = true;
+      this.#limitLoggedAt = now;
       this.adj.logger.warn(
         `total open connections reached the connection limit, no longer accepting new connections`,
       );
