@@ -107,18 +107,10 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   onEnd(): void {
+    // The client sent all it will send. Requests received before its FIN are
+    // still answered, in order; then the connection closes.
     this.#peerEnded = true;
-    // The client sent all it will send: answer what is queued, then close.
-    this.#closing = true;
-    const reading = this.#reading;
-    if (reading) {
-      // Bytes already received may still complete the body.
-      this.#pump();
-      if (this.#reading === reading) {
-        reading.failBody(new Error("the client closed before the body was complete"));
-        this.#reading = null;
-      }
-    }
+    this.#pump();
     this.#maybeFinish();
   }
 
@@ -252,7 +244,15 @@ export class Channel implements SocketHandler, ExchangeHost {
       if (reading) {
         if (!reading.pullPending && !reading.draining) return;
         const event = parser.next();
-        if (event === null) return;
+        if (event === null) {
+          if (this.#peerEnded) {
+            // The rest of this body can no longer come.
+            this.#reading = null;
+            this.#closing = true;
+            reading.failBody(new Error("the client closed before the body was complete"));
+          }
+          return;
+        }
         if (event.kind === "body") {
           this.#bodyWaitBytes += event.data.byteLength;
           reading.deliver(event.data);
@@ -377,9 +377,12 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#maybeFinish();
   }
 
-  /** Closes once closing was decided, nothing is in service and output is handed over. */
+  /**
+   * Closes once closing was decided (or the client half-closed), nothing is
+   * in service and output is handed over.
+   */
   #maybeFinish(): void {
-    if (this.closed || !this.#closing) return;
+    if (this.closed || !(this.#closing || this.#peerEnded)) return;
     if (this.#tasks.length > 0) return;
     this.flush();
     this.socket.end(this.#peerEnded ? 0 : LINGER_MS);

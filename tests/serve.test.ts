@@ -588,6 +588,50 @@ describe("serve: connections", () => {
     c.close();
   });
 
+  test("pipelined requests sent before a half-close are all answered, then the connection closes", async () => {
+    await withServer(
+      async (req) => {
+        await sleep(10);
+        return new Response(new URL(req.url).pathname);
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send(
+          "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" +
+            "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        c.shutdown();
+        await c.closedByServer();
+        assert.deepEqual(parseResponses(c.received).map((r) => r.body), ["/1", "/2", "/3"]);
+        c.close();
+      },
+    );
+  });
+
+  test("a body cut short by the client's half-close fails the app's read and closes", async () => {
+    let failure = "";
+    await withServer(
+      async (req) => {
+        try {
+          await req.arrayBuffer();
+        } catch (error) {
+          failure = String(error);
+        }
+        return new Response("x");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+        c.shutdown();
+        await c.closedByServer();
+        c.close();
+      },
+    );
+    assert.match(failure, /closed before the body was complete/);
+  });
+
   test("a half-closing client still gets its response", async () => {
     await withServer(
       async () => {

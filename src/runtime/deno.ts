@@ -28,6 +28,9 @@ function toAddr(addr: Deno.Addr): Addr {
   return { transport: "tcp" };
 }
 
+/** The largest read buffer a bulk upload grows to (bytes). */
+const MAX_READ = 256 * 1024;
+
 /** EMFILE / ENFILE: the process or system is out of file descriptors. */
 function isResourceError(e: unknown): boolean {
   return e instanceof Error && /Too many open files|os error 2[34]\b/.test(e.message);
@@ -138,9 +141,14 @@ class DenoSocket extends BaseSocket {
         if (n === 0) continue;
         let chunk: Uint8Array;
         if (n * 2 > buf.byteLength) {
-          // A big read: hand the buffer itself over and start a new one.
+          // A big read: hand the buffer itself over and start a new one;
+          // twice as large while reads come back full (a bulk upload: fewer
+          // reads), back to recvBytes otherwise (idle connections stay small).
           chunk = buf.subarray(0, n);
-          this.#buf = new Uint8Array(this.#recvBytes);
+          const size = n === buf.byteLength
+            ? Math.min(buf.byteLength * 2, Math.max(MAX_READ, this.#recvBytes))
+            : this.#recvBytes;
+          this.#buf = new Uint8Array(size);
         } else {
           // A small read: copying n bytes beats allocating recvBytes.
           chunk = buf.slice(0, n);
