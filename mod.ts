@@ -15,8 +15,8 @@ export { fileResponse } from "./src/file_response.ts";
 export type { App, Server } from "./src/server.ts";
 export type { Handler, RequestInfo } from "./src/task.ts";
 export { DEFAULTS, optionsFromStrings, resolveOptions, STRING_OPTIONS } from "./src/adjustments.ts";
-export type { Adjustments, Logger, Options, StringKind } from "./src/adjustments.ts";
-export type { Addr } from "./src/runtime/types.ts";
+export type { Adjustments, ErrorHook, Logger, Options, StringKind } from "./src/adjustments.ts";
+export type { Addr, ListenSpec } from "./src/runtime/types.ts";
 
 /** The package version. */
 export const VERSION = "0.1.0";
