@@ -87,11 +87,6 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.socket.start(this);
   }
 
-  /** True when no request is queued or in service. */
-  get idle(): boolean {
-    return this.#tasks.length === 0 && this.#parser.state === "idle";
-  }
-
   // --- socket events -----------------------------------------------------
 
   onData(chunk: Uint8Array): void {
@@ -428,7 +423,7 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 }
 
 /** `host:port`, `[v6]:port` or `unix:path`, for logs. */
-export function describeAddr(addr: Addr): string {
+function describeAddr(addr: Addr): string {
   if (addr.transport === "unix") return `unix:${addr.path ?? ""}`;
   const host = addr.hostname?.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   return `${host}:${addr.port}`;

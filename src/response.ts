@@ -156,16 +156,12 @@ export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
 }
 
 const CRLF = new Uint8Array([13, 10]);
-const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]);
+/** The last chunk with an empty trailer section. */
+export const LAST_CHUNK: Uint8Array = new Uint8Array([48, 13, 10, 13, 10]);
 
 /** The parts of one chunk of a chunked body: size line, data, CRLF. */
 export function chunkParts(data: Uint8Array): Uint8Array[] {
   return [encoder.encode(data.byteLength.toString(16) + "\r\n"), data, CRLF];
-}
-
-/** The last chunk with an empty trailer section. */
-export function lastChunk(): Uint8Array {
-  return LAST_CHUNK;
 }
 
 /** The text of a waitress error page. */

@@ -19,11 +19,6 @@ export class TaskRunner {
     return this.#inFlight;
   }
 
-  /** App calls waiting for a slot. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** Runs `call` when a slot is free; returns its outcome (a throw may be synchronous). */
   run<T>(call: () => T | Promise<T>): T | Promise<T> {
     // No cap: call at once, without the bookkeeping.

@@ -15,7 +15,7 @@ import {
   errorResponseBytes,
   type Framing,
   inspectHeaders,
-  lastChunk,
+  LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
 import { takeStaticBody } from "./runtime/static_body.ts";
@@ -475,7 +475,7 @@ export class Task {
     if (!more) {
       await this.#cancel(reader); // the declared length was reached
     }
-    if (framing === "chunked") host.write(lastChunk());
+    if (framing === "chunked") host.write(LAST_CHUNK);
     if (framing === "length" && sent < length) {
       adj.logger.warn(
         `application returned too few bytes (${sent}) for specified Content-Length (${length})`,
