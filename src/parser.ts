@@ -80,6 +80,8 @@ export interface RequestHead {
   keepAlive: boolean;
   /** HTTP/1.1 with a body (length > 0 or chunked) and an `Expect: 100-continue` (case-insensitive). */
   expectContinue: boolean;
+  /** A field is named `Forwarded` or `X-Forwarded-*` (any case): proxy rules must look at the headers. */
+  proxyHeaders: boolean;
 }
 
 /** What `next()` yields. */
@@ -184,6 +186,8 @@ const L_CHUNKED = literal("chunked");
 const L_100_CONTINUE = literal("100-continue");
 const L_HTTP = literal("http");
 const L_HTTPS = literal("https");
+const L_FORWARDED = literal("forwarded");
+const L_X_FORWARDED = literal("x-forwarded-");
 
 /** True when `b[s, s + lit.length)` equals the literal, ASCII case-insensitively. */
 function eqLit(b: Uint8Array, s: number, lit: Literal): boolean {
@@ -387,6 +391,7 @@ class Head implements RequestHead {
   contentLength: number;
   keepAlive: boolean;
   expectContinue: boolean;
+  proxyHeaders: boolean;
   /** Holds the head's bytes; the parser never writes below its read position, so they stay as parsed. */
   readonly #buf: Uint8Array;
   /**
@@ -408,6 +413,7 @@ class Head implements RequestHead {
     contentLength: number,
     keepAlive: boolean,
     expectContinue: boolean,
+    proxyHeaders: boolean,
     buf: Uint8Array,
     at: number[],
     absolute: boolean,
@@ -418,6 +424,7 @@ class Head implements RequestHead {
     this.contentLength = contentLength;
     this.keepAlive = keepAlive;
     this.expectContinue = expectContinue;
+    this.proxyHeaders = proxyHeaders;
     this.#buf = buf;
     this.#at = at;
     this.#absolute = absolute;
@@ -578,6 +585,7 @@ export class RequestParser {
   private connClose = false;
   private connKeepAlive = false;
   private expect100 = false;
+  private proxyHeaders = false;
 
   // Body state.
   private remaining = 0;
@@ -732,6 +740,7 @@ export class RequestParser {
     this.connClose = false;
     this.connKeepAlive = false;
     this.expect100 = false;
+    this.proxyHeaders = false;
   }
 
   // -------------------------------------------------------------------------
@@ -1011,11 +1020,20 @@ export class RequestParser {
           if (listHas(b, vs, ve, L_KEEP_ALIVE)) this.connKeepAlive = true;
         }
         break;
+      case 9:
+        if (eqLit(b, ls, L_FORWARDED)) this.proxyHeaders = true;
+        break;
       case 14:
         if (eqLit(b, ls, L_CONTENT_LENGTH)) return this.contentLength(b, vs, ve, i + 2);
+        if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
+        break;
+      case 15:
+      case 16:
+        if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
         break;
       case 17:
         if (eqLit(b, ls, L_TRANSFER_ENCODING)) this.transferCodings(b, vs, ve);
+        else if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
         break;
     }
     return i + 2;
@@ -1124,6 +1142,7 @@ export class RequestParser {
       contentLength,
       minor === 1 ? !this.connClose : this.connKeepAlive && !this.connClose,
       minor === 1 && hasBody && this.expect100,
+      this.proxyHeaders,
       b,
       at,
       absolute,

@@ -18,6 +18,7 @@ import {
   LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
+import { buildRequest } from "./runtime/request.ts";
 import { takeStaticBody } from "./runtime/static_body.ts";
 import type { Addr } from "./runtime/types.ts";
 
@@ -38,6 +39,25 @@ export interface RequestInfo {
   pathInfo: string;
   /** Aborted when the client goes away before the response is done. */
   signal: AbortSignal;
+}
+
+/** `RequestInfo` whose signal is only made when asked for. */
+class Info implements RequestInfo {
+  #task: Task;
+  constructor(
+    readonly remoteAddr: Addr,
+    readonly localAddr: Addr,
+    readonly scheme: "http" | "https",
+    readonly scriptName: string,
+    readonly pathInfo: string,
+    task: Task,
+  ) {
+    this.#task = task;
+  }
+
+  get signal(): AbortSignal {
+    return this.#task.signal;
+  }
 }
 
 /** What a task needs from its connection. */
@@ -89,7 +109,11 @@ export class Task {
   bodyBytes = 0;
   /** The response head has been queued. */
   responseStarted = false;
-  #abort = new AbortController();
+  /** Made when the app first asks for a signal (most never do). */
+  #abort: AbortController | null = null;
+  /** Run when the client goes away: the Request's signal, where wired lazily. */
+  #onGone: Array<() => void> | null = null;
+  #gone = false;
   #bodyController: ReadableStreamDefaultController<Uint8Array> | null = null;
   #resolvePull: (() => void) | null = null;
   #continueSent = false;
@@ -124,10 +148,25 @@ export class Task {
     }
   }
 
+  /** Aborted when the client goes away before the response is done. */
+  get signal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController();
+      if (this.#gone) this.#abort.abort(new Error("client disconnected"));
+    }
+    return this.#abort.signal;
+  }
+
   /** The connection went away: wake everything that waits on it. */
   abort(): void {
     this.closeAfter = true;
-    this.#abort.abort(new Error("client disconnected"));
+    if (!this.#gone) {
+      this.#gone = true;
+      this.#abort?.abort(new Error("client disconnected"));
+      const callbacks = this.#onGone;
+      this.#onGone = null;
+      if (callbacks) { for (const callback of callbacks) callback(); }
+    }
     this.failBody(new Error("client disconnected"));
     this.#reader?.cancel().catch(() => {});
   }
@@ -225,20 +264,23 @@ export class Task {
 
   async #serve(head: RequestHead): Promise<void> {
     const { adj } = this.host;
-    let view: ProxyView = {
-      scheme: adj.urlScheme,
-      authority: head.authority || adj.serverName,
-      remoteAddr: this.host.remoteAddr,
-      headers: head.headers,
-    };
-    const proxied = applyProxyHeaders(adj, view, adj.logger);
-    if ("error" in proxied) {
-      return this.#writeError(
-        { status: 400, detail: proxied.error, close: true },
-        head.version,
-      );
+    let view: ProxyView | null = null;
+    if (head.proxyHeaders) {
+      const proxied = applyProxyHeaders(adj, {
+        scheme: adj.urlScheme,
+        authority: head.authority || adj.serverName,
+        remoteAddr: this.host.remoteAddr,
+        headers: head.headers,
+      }, adj.logger);
+      if ("error" in proxied) {
+        return this.#writeError(
+          { status: 400, detail: proxied.error, close: true },
+          head.version,
+        );
+      }
+      view = proxied;
     }
-    view = proxied;
+    const scheme = view ? view.scheme : adj.urlScheme;
 
     const path = head.path;
     const query = path.indexOf("?");
@@ -258,21 +300,21 @@ export class Task {
 
     let request: Request;
     try {
-      request = this.#buildRequest(head, view);
+      request = this.#buildRequest(head, view, scheme);
     } catch (error) {
       return this.#writeError(
         { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
         head.version,
       );
     }
-    const info: RequestInfo = {
-      remoteAddr: view.remoteAddr,
-      localAddr: this.host.localAddr,
-      scheme: view.scheme,
-      scriptName: prefix,
+    const info = new Info(
+      view ? view.remoteAddr : this.host.remoteAddr,
+      this.host.localAddr,
+      scheme,
+      prefix,
       pathInfo,
-      signal: this.#abort.signal,
-    };
+      this,
+    );
 
     let response: Response;
     try {
@@ -292,23 +334,24 @@ export class Task {
     await this.#writeResponse(response, head);
   }
 
-  #buildRequest(head: RequestHead, view: ProxyView): Request {
+  #buildRequest(head: RequestHead, view: ProxyView | null, scheme: string): Request {
     const target = head.path === "*" ? "/" : head.path;
-    const url = view.scheme + "://" + view.authority + target;
+    const authority = view ? view.authority : head.authority || this.host.adj.serverName;
     const hasBody = this.bodyState === "open" && head.method !== "GET" && head.method !== "HEAD";
     if (this.bodyState === "open" && !hasBody) {
       // fetch's Request cannot carry a GET/HEAD body: the app never sees it.
       this.startDraining();
     }
-    // No `signal` here: a dependent signal costs more than the whole rest of
-    // the Request on Deno; apps get it as `info.signal`.
-    const init: RequestInit & { duplex?: "half" } = { headers: view.headers };
-    if (head.method !== "GET") init.method = head.method;
-    if (hasBody) {
-      init.body = this.#bodyStream();
-      init.duplex = "half";
-    }
-    return new Request(url, init);
+    return buildRequest({
+      url: scheme + "://" + authority + target,
+      method: head.method,
+      headers: view ? () => view.headers : () => head.headers,
+      body: hasBody ? this.#bodyStream() : null,
+      onCancel: (callback) => {
+        if (this.#gone) callback();
+        else (this.#onGone ??= []).push(callback);
+      },
+    });
   }
 
   async #appFailed(error: unknown, request: Request, head: RequestHead): Promise<Response> {

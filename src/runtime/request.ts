@@ -1,0 +1,213 @@
+/**
+ * Builds the `Request` handed to the app. Everywhere this is
+ * `new Request(url, init)`. On Deno, whose `Request` is written in
+ * JavaScript, that constructor re-validates every header and converts the
+ * init dictionary, which costs more than the rest of serving a small
+ * request; `Deno.serve` avoids it by filling a branded `Request`'s internal
+ * slots with a lazily read inner request. This does the same with the
+ * parser's already-validated fields: a genuine `Request` (brand, prototype,
+ * internal slots), so `clone()`, `new Request(req)`, `fetch(req)` and the
+ * body methods behave exactly as usual, while the header list is only built
+ * when the app reads it.
+ *
+ * The shortcut is only taken after a self-test against the real constructor
+ * on this very Deno; if the internals ever differ, it is never taken.
+ * @module
+ */
+
+/** What a request is built from. */
+export interface RequestParts {
+  /** Absolute URL, not yet parsed (parsing it may throw a TypeError). */
+  url: string;
+  /** The method as sent. */
+  method: string;
+  /** The header lines, [name as sent, value], already validated; called at most once. */
+  headers: () => Array<[string, string]>;
+  /** The body, or null (never for GET and HEAD). */
+  body: ReadableStream<Uint8Array> | null;
+  /**
+   * Registers a callback to run when the client goes away; used for the
+   * Request's `signal` where the runtime lets us wire it lazily.
+   */
+  onCancel: (abort: () => void) => void;
+}
+
+/** Methods the fetch standard stores as given (no normalisation, never forbidden). */
+const PLAIN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+
+/** Builds the app's Request; throws a TypeError for what `new Request` rejects. */
+export function buildRequest(parts: RequestParts): Request {
+  if (fast !== null && PLAIN_METHODS.has(parts.method)) return fast(parts);
+  return standardRequest(parts);
+}
+
+/** The portable way: the runtime's own constructor (no `signal`: see info.signal). */
+function standardRequest(parts: RequestParts): Request {
+  const init: RequestInit & { duplex?: "half" } = { headers: parts.headers() };
+  if (parts.method !== "GET") init.method = parts.method;
+  if (parts.body !== null) {
+    init.body = parts.body;
+    init.duplex = "half";
+  }
+  return new Request(parts.url, init);
+}
+
+// deno-lint-ignore no-explicit-any
+type Slots = any;
+
+/** The inner request's fields, as Deno's own constructor makes them. */
+const INNER_KEYS = [
+  "blobUrlEntry",
+  "body",
+  "clientRid",
+  "currentUrl",
+  "headerList",
+  "headerListInner",
+  "method",
+  "methodInner",
+  "redirectCount",
+  "redirectMode",
+  "url",
+  "urlList",
+  "urlListProcessed",
+].join();
+
+/** Reads Deno's slot symbols off a real Request and returns a builder using them. */
+function denoShortcut(): ((parts: RequestParts) => Request) | null {
+  const template = new Request("http://a.test/", {
+    method: "POST",
+    headers: [["X-A", "1"]],
+    body: new ReadableStream(),
+    duplex: "half",
+  } as RequestInit) as Slots;
+  const symbols = Object.getOwnPropertySymbols(template);
+  const find = (description: string) => symbols.find((s) => s.description === description);
+  const brand = find("[[webidl.brand]]");
+  const inner = find("request");
+  const guard = find("headers guard");
+  if (brand === undefined || inner === undefined || guard === undefined) return null;
+  const templateInner = template[inner];
+  if (Object.keys(templateInner).sort().join() !== INNER_KEYS) return null;
+  const InnerBody = templateInner.body?.constructor;
+  if (typeof InnerBody !== "function") return null;
+  const RequestClass = Request as unknown as new (brand: symbol) => Slots;
+
+  return (parts) => {
+    const request = new RequestClass(brand);
+    request[inner] = new InnerRequest(parts, new URL(parts.url).href, InnerBody);
+    request[guard] = "request";
+    return request as Request;
+  };
+}
+
+/**
+ * Deno's inner request, field for field as its `new Request` makes it (see
+ * INNER_KEYS), except that the header list is read on first use. A class,
+ * not an object literal, so that making one allocates no accessor closures.
+ */
+class InnerRequest {
+  methodInner: string;
+  headerListInner: Array<[string, string]> | null = null;
+  body: unknown;
+  redirectMode = "follow";
+  redirectCount = 0;
+  urlList: Array<() => string>;
+  urlListProcessed: string[] = [];
+  clientRid = null;
+  blobUrlEntry = null;
+  #headers: () => Array<[string, string]>;
+  /** Deno's `Request.signal` registers its abort here. */
+  onCancel: (abort: () => void) => void;
+
+  constructor(parts: RequestParts, href: string, InnerBody: new (stream: unknown) => unknown) {
+    this.methodInner = parts.method;
+    this.#headers = parts.headers;
+    this.body = parts.body === null ? null : new InnerBody(parts.body);
+    this.urlList = [() => href];
+    this.onCancel = parts.onCancel;
+  }
+
+  get method(): string {
+    return this.methodInner;
+  }
+
+  set method(value: string) {
+    this.methodInner = value;
+  }
+
+  get headerList(): Array<[string, string]> {
+    if (this.headerListInner === null) this.headerListInner = this.#headers();
+    return this.headerListInner;
+  }
+
+  set headerList(value: Array<[string, string]>) {
+    this.headerListInner = value;
+  }
+
+  url(): string {
+    if (this.urlListProcessed[0] === undefined) this.urlListProcessed[0] = this.urlList[0]();
+    return this.urlListProcessed[0];
+  }
+
+  currentUrl(): string {
+    const last = this.urlList.length - 1;
+    if (this.urlListProcessed[last] === undefined) {
+      this.urlListProcessed[last] = this.urlList[last]();
+    }
+    return this.urlListProcessed[last];
+  }
+}
+
+/** Compares the shortcut with the real constructor on everything an app can see. */
+function selfTest(make: (parts: RequestParts) => Request): boolean {
+  const headers: Array<[string, string]> = [
+    ["Host", "example.test:8080"],
+    ["X-Many", "a"],
+    ["x-many", "b"],
+    ["Cookie", "a=1; b=2"],
+    ["Content-Type", "text/plain"],
+  ];
+  const url = "http://example.test:8080/p/../q/%7e?x=1#f";
+  const parts = (method: string, body: boolean): RequestParts => ({
+    url,
+    method,
+    headers: () => headers.map(([n, v]) => [n, v]),
+    body: body ? new Blob(["body"]).stream() : null,
+    onCancel: () => {},
+  });
+  const same = (a: Request, b: Request) =>
+    a instanceof Request && a.url === b.url && a.method === b.method &&
+    JSON.stringify([...a.headers]) === JSON.stringify([...b.headers]) &&
+    a.headers.get("x-many") === b.headers.get("x-many") && a.bodyUsed === b.bodyUsed &&
+    (a.body === null) === (b.body === null) && a.redirect === b.redirect &&
+    a.mode === b.mode && a.credentials === b.credentials && a.cache === b.cache &&
+    a.referrer === b.referrer && a.signal.aborted === b.signal.aborted;
+  for (const [method, body] of [["GET", false], ["POST", true]] as const) {
+    const mine = make(parts(method, body));
+    const real = standardRequest(parts(method, body));
+    if (!same(mine, real)) return false;
+    if (!same(mine.clone(), real.clone())) return false;
+    if (!same(new Request(mine), new Request(real))) return false;
+    mine.headers.append("X-Added", "1");
+    if (mine.headers.get("x-added") !== "1") return false;
+  }
+  let aborted = false;
+  const signalled = make({
+    ...parts("GET", false),
+    onCancel: (abort) => void (aborted = true, abort()),
+  });
+  return signalled.signal.aborted && aborted;
+}
+
+/** The Deno shortcut, or null where it does not apply or failed its self-test. */
+// Last, so that everything it runs is initialised.
+const fast: ((parts: RequestParts) => Request) | null = (() => {
+  // deno-lint-ignore no-explicit-any
+  if (typeof (globalThis as any).Deno?.version?.deno !== "string") return null;
+  try {
+    const make = denoShortcut();
+    return make !== null && selfTest(make) ? make : null;
+  } catch {
+    return null;
+  }
+})();

@@ -1,0 +1,127 @@
+// The app's Request: whichever way it is built (Deno's lazily filled slots or
+// the standard constructor), it must be indistinguishable from
+// `new Request(url, init)` to the app.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { buildRequest, type RequestParts } from "../src/runtime/request.ts";
+
+const HEADERS: Array<[string, string]> = [
+  ["Host", "example.test:8080"],
+  ["Accept", "*/*"],
+  ["X-Many", "a"],
+  ["x-many", "b"],
+  ["Set-Cookie", "a=1"],
+  ["Set-Cookie", "b=2"],
+];
+
+function parts(over: Partial<RequestParts> = {}): RequestParts {
+  return {
+    url: "http://example.test:8080/a/./b/../c?q=1&r=%20",
+    method: "GET",
+    headers: () => HEADERS.map(([n, v]) => [n, v]),
+    body: null,
+    onCancel: () => {},
+    ...over,
+  };
+}
+
+function reference(p: RequestParts): Request {
+  const init: RequestInit & { duplex?: "half" } = { method: p.method, headers: p.headers() };
+  if (p.body) {
+    init.body = p.body;
+    init.duplex = "half";
+  }
+  return new Request(p.url, init);
+}
+
+function assertSame(actual: Request, expected: Request): void {
+  assert.ok(actual instanceof Request);
+  assert.equal(Object.getPrototypeOf(actual), Request.prototype);
+  assert.equal(actual.url, expected.url);
+  assert.equal(actual.method, expected.method);
+  assert.deepEqual([...actual.headers], [...expected.headers]);
+  assert.deepEqual(actual.headers.getSetCookie(), expected.headers.getSetCookie());
+  assert.equal(actual.headers.get("x-many"), expected.headers.get("x-many"));
+  assert.equal(actual.bodyUsed, expected.bodyUsed);
+  assert.equal(actual.redirect, expected.redirect);
+  assert.equal(actual.mode, expected.mode);
+  assert.equal(actual.credentials, expected.credentials);
+  assert.equal(actual.cache, expected.cache);
+  assert.equal(actual.referrer, expected.referrer);
+  assert.equal(actual.keepalive, expected.keepalive);
+}
+
+test("a GET is the same Request as new Request() would make", () => {
+  assertSame(buildRequest(parts()), reference(parts()));
+  const req = buildRequest(parts());
+  assert.equal(req.url, "http://example.test:8080/a/c?q=1&r=%20");
+  assert.equal(req.body, null);
+});
+
+test("a POST body streams through, once, and clones", async () => {
+  const make = () => parts({ method: "POST", body: new Blob(["hello body"]).stream() });
+  const req = buildRequest(make());
+  assertSame(req, reference(make()));
+  const copy = req.clone();
+  assert.equal(await req.text(), "hello body");
+  assert.equal(req.bodyUsed, true);
+  await assert.rejects(() => req.text(), TypeError);
+  assert.equal(await copy.text(), "hello body");
+});
+
+test("new Request(req) and a clone carry the same url, method and headers", () => {
+  const req = buildRequest(parts({ method: "DELETE" }));
+  assertSame(new Request(req), reference(parts({ method: "DELETE" })));
+  assertSame(req.clone(), reference(parts({ method: "DELETE" })));
+  const redirected = new Request("http://other.test/x", req);
+  assert.equal(redirected.method, "DELETE");
+  assert.equal(redirected.headers.get("accept"), "*/*");
+});
+
+test("headers are mutable as usual, and read from the parts at most once", () => {
+  let reads = 0;
+  const req = buildRequest(parts({
+    headers: () => {
+      reads++;
+      return HEADERS.map(([n, v]) => [n, v]);
+    },
+  }));
+  req.headers.set("X-Added", "1");
+  req.headers.delete("accept");
+  assert.equal(req.headers.get("x-added"), "1");
+  assert.equal(req.headers.has("accept"), false);
+  assert.equal(req.headers.get("host"), "example.test:8080");
+  assert.equal(reads, 1);
+});
+
+test("methods are normalised or refused exactly as new Request() does", () => {
+  for (const method of ["get", "post", "Patch", "PROPFIND", "M-SEARCH", "TRACE", "connect"]) {
+    let expected: Request;
+    try {
+      expected = reference(parts({ method }));
+    } catch (error) {
+      // Deno refuses the forbidden methods; Bun does not.
+      assert.ok(error instanceof TypeError);
+      assert.throws(() => buildRequest(parts({ method })), TypeError);
+      continue;
+    }
+    assertSame(buildRequest(parts({ method })), expected);
+  }
+});
+
+test("an unparsable URL throws a TypeError", () => {
+  assert.throws(() => buildRequest(parts({ url: "http://exa mple.test/" })), TypeError);
+  assert.throws(() => buildRequest(parts({ url: "http://example.test:99999/" })), TypeError);
+});
+
+test("request.signal aborts through onCancel on Deno (and never throws elsewhere)", () => {
+  let abort: (() => void) | undefined;
+  const req = buildRequest(parts({ onCancel: (callback) => (abort = callback) }));
+  assert.equal(req.signal.aborted, false);
+  abort?.();
+  if ("Deno" in globalThis) {
+    assert.ok(abort, "Deno wires the signal through onCancel");
+    assert.equal(req.signal.aborted, true);
+    assert.equal(req.signal.reason?.name, "AbortError");
+  }
+});
