@@ -601,6 +601,28 @@ describe("persistence and expectations", () => {
     const h10 = head("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     assert.equal(h10.expectContinue, false);
   });
+
+  test("proxyHeaders flags Forwarded and X-Forwarded-* in any case, and nothing else", () => {
+    for (
+      const name of [
+        "Forwarded",
+        "FORWARDED",
+        "X-Forwarded-For",
+        "x-forwarded-by",
+        "X-FORWARDED-HOST",
+        "X-Forwarded-Port",
+        "x-Forwarded-Proto",
+      ]
+    ) {
+      assert.equal(head(get(`${name}: a`)).proxyHeaders, true, name);
+    }
+    for (
+      const name of ["Forwarde", "X-Forwarded", "Forwarded-For", "X-Forwardedx-For", "Accept"]
+    ) {
+      assert.equal(head(get(`${name}: a`)).proxyHeaders, false, name);
+    }
+    assert.equal(head(get()).proxyHeaders, false);
+  });
 });
 
 describe("limits and parser state", () => {
