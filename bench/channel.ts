@@ -13,7 +13,7 @@ import type { Handler } from "../src/task.ts";
 
 const REQUEST = "GET /hello?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: bench/1.0\r\n" +
   "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n";
-const DEPTH = 16;
+const DEPTH = Number(process.env.DEPTH ?? 16);
 const BATCHES = 5_000;
 const ROUNDS = 7;
 

@@ -125,3 +125,60 @@ test("request.signal aborts through onCancel on Deno (and never throws elsewhere
     assert.equal(req.signal.reason?.name, "AbortError");
   }
 });
+
+test("the URL is serialised exactly as new Request() does, for odd targets too", () => {
+  const origins = [
+    "http://example.test:8080",
+    "http://EXAMPLE.test:80",
+    "https://[::1]:443",
+    "http://a.b",
+  ];
+  const pieces = [
+    "/",
+    "a",
+    "Z9",
+    ".",
+    "..",
+    "%2e",
+    "%2E",
+    "%20",
+    "%",
+    "?",
+    "#",
+    "'",
+    '"',
+    "<",
+    ">",
+    "`",
+    "{",
+    "}",
+    "|",
+    "^",
+    "[",
+    "]",
+    "!",
+    "$",
+    "&",
+    "(",
+    ")",
+    "*",
+    "+",
+    ",",
+    ";",
+    "=",
+    ":",
+    "@",
+    "~",
+    "-",
+    "_",
+    "//",
+  ];
+  let seed = 12345;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+  for (let i = 0; i < 3000; i++) {
+    let target = "/";
+    for (let k = random(8); k > 0; k--) target += pieces[random(pieces.length)];
+    const url = origins[random(origins.length)] + target;
+    assert.equal(buildRequest(parts({ url })).url, new Request(url).url, url);
+  }
+});

@@ -94,10 +94,56 @@ function denoShortcut(): ((parts: RequestParts) => Request) | null {
 
   return (parts) => {
     const request = new RequestClass(brand);
-    request[inner] = new InnerRequest(parts, new URL(parts.url).href, InnerBody);
+    request[inner] = new InnerRequest(parts, serializeUrl(parts.url), InnerBody);
     request[guard] = "request";
     return request as Request;
   };
+}
+
+/**
+ * Bytes a path or query may hold for `new URL()` to keep them as they are:
+ * unreserved, sub-delims except "'", ":", "@", "/", "?" and "%". Anything
+ * else (quotes, "#", "<", ">", "`", "{", "}", "\\", ...) may be
+ * percent-encoded or cut by the URL parser, so takes the slow path.
+ */
+const VERBATIM = new Uint8Array(128);
+for (
+  const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&()*+,;=:@/?%"
+) {
+  VERBATIM[c.charCodeAt(0)] = 1;
+}
+
+/** The last origin serialised, and its serialisation (clients send one Host). */
+let lastOrigin = "";
+let lastOriginHref = "";
+
+/**
+ * `new URL(url).href`, without the parse when the origin is the one seen
+ * last and the path and query are verbatim (no character the parser would
+ * encode, no dot segment, no encoded dot): then the href is the serialised
+ * origin followed by the target as sent. Throws like `new URL` otherwise.
+ */
+function serializeUrl(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("://") + 3);
+  if (slash < 0) return new URL(url).href;
+  const origin = url.slice(0, slash);
+  if (origin !== lastOrigin) {
+    const href = new URL(origin + "/").href;
+    lastOrigin = origin;
+    lastOriginHref = href.slice(0, -1);
+  }
+  let inPath = true;
+  for (let i = slash; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c >= 128 || VERBATIM[c] === 0) return new URL(url).href;
+    if (c === 0x3f) inPath = false;
+    else if (inPath && c === 0x2e && url.charCodeAt(i - 1) === 0x2f) return new URL(url).href;
+    else if (
+      inPath && c === 0x25 && url.charCodeAt(i + 1) === 0x32 &&
+      (url.charCodeAt(i + 2) | 0x20) === 0x65
+    ) return new URL(url).href;
+  }
+  return lastOriginHref + url.slice(slash);
 }
 
 /**
