@@ -394,7 +394,9 @@ export class Task {
     if (response.bodyUsed) {
       return this.#usedBody(head);
     }
-    // A body given whole needs no stream (and `.body` would build one).
+    // A body given whole needs no stream (and `.body` would build one). It
+    // may be a view of a shared buffer: nothing below awaits before the
+    // first emit() copies it.
     const whole = takeStaticBody(response);
     const body = whole ? null : response.body;
     if (body?.locked) {

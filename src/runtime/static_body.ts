@@ -12,6 +12,9 @@ type Internals = any;
 
 const encoder = new TextEncoder();
 
+/** Short string bodies are encoded here rather than into a new buffer each. */
+const scratch = new Uint8Array(3 * 1024);
+
 /** Deno's private symbols on Response, found once by their description. */
 const symbols = (() => {
   // deno-lint-ignore no-explicit-any
@@ -26,13 +29,16 @@ const symbols = (() => {
  * The whole body of `response` as bytes when the runtime holds it as a
  * string or bytes (marking it consumed where it keeps that state), or
  * `undefined` when it must be read as a stream (or has no body).
+ *
+ * A short string body comes back as a view of a shared buffer that the next
+ * call overwrites: copy it out before anything else can run.
  */
 export function takeStaticBody(response: Response): Uint8Array | undefined {
   if (symbols === null) return undefined;
   try {
     const r = response as Internals;
     const lazy = r[symbols.lazy];
-    if (typeof lazy === "string") return encoder.encode(lazy);
+    if (typeof lazy === "string") return encode(lazy);
     const held = r[symbols.inner]?.body?.streamOrStatic;
     if (held === undefined || held === null || held instanceof ReadableStream || held.consumed) {
       return undefined;
@@ -40,7 +46,7 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
     const body = held.body;
     if (typeof body === "string") {
       held.consumed = true;
-      return encoder.encode(body);
+      return encode(body);
     }
     if (body instanceof Uint8Array) {
       held.consumed = true;
@@ -50,4 +56,10 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
     // Internals not as expected: read the stream instead.
   }
   return undefined;
+}
+
+function encode(text: string): Uint8Array {
+  if (text.length > 1024) return encoder.encode(text);
+  // At most 3 bytes per UTF-16 unit, so it always fits.
+  return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
 }
