@@ -146,11 +146,11 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
     if (this.#outBytes === 0 || this.closed) return;
     const parts = this.#out;
-    const data = parts.length === 1 ? parts[0] : concat(parts, this.#outBytes);
     this.#out = [];
     this.#outBytes = 0;
     this.lastActivity = Date.now();
-    this.socket.write(data);
+    // The socket coalesces small buffers into one send and passes large ones as they are.
+    for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]);
   }
 
   drained(): Promise<void> {
@@ -410,16 +410,6 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#drainWaiters = [];
     for (const wake of waiters) wake();
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }
 
 /** `host:port`, `[v6]:port` or `unix:path`, for logs. */

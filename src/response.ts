@@ -155,13 +155,18 @@ export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
   return out;
 }
 
-const CRLF = new Uint8Array([13, 10]);
 /** The last chunk with an empty trailer section. */
 export const LAST_CHUNK: Uint8Array = new Uint8Array([48, 13, 10, 13, 10]);
+/** The CRLF that ends a chunk's data, then the last chunk. */
+export const CRLF_LAST_CHUNK: Uint8Array = new Uint8Array([13, 10, 48, 13, 10, 13, 10]);
 
-/** The parts of one chunk of a chunked body: size line, data, CRLF. */
-export function chunkParts(data: Uint8Array): Uint8Array[] {
-  return [encoder.encode(data.byteLength.toString(16) + "\r\n"), data, CRLF];
+/**
+ * A chunk's size line, preceded by the CRLF that ends the previous chunk's
+ * data when there was one: the data itself is then written as it is, never
+ * copied, and each chunk costs one small buffer.
+ */
+export function chunkPrefix(size: number, afterChunk: boolean): Uint8Array {
+  return encoder.encode((afterChunk ? "\r\n" : "") + size.toString(16) + "\r\n");
 }
 
 /** The text of a waitress error page. */

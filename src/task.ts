@@ -9,7 +9,8 @@ import type { ParseError, RequestHead } from "./parser.ts";
 import { applyProxyHeaders, type ProxyView } from "./proxy_headers.ts";
 import {
   buildHead,
-  chunkParts,
+  chunkPrefix,
+  CRLF_LAST_CHUNK,
   encodeHead,
   errorBody,
   errorResponseBytes,
@@ -82,6 +83,14 @@ export interface ExchangeHost {
   /** The task wants request-body bytes (a pull is pending). */
   wantBody(): void;
 }
+
+/**
+ * A first body chunk up to this size is copied next to the head (one write);
+ * a larger one is written as it is, after the head (a second write beats
+ * allocating and copying it). Above the shared scratch buffer's size, so
+ * such a view is always copied before it can be reused.
+ */
+const COPY_LIMIT = 16 * 1024;
 
 /** How much of an unread request body is read and discarded to keep the connection. */
 export const DRAIN_LIMIT = 256 * 1024;
@@ -486,10 +495,13 @@ export class Task {
       }
       sent += data.byteLength;
       if (framing === "chunked" && data.byteLength > 0) {
-        const parts = chunkParts(data);
-        host.write(withHead ? encodeHead(headText, parts[0]) : parts[0]);
-        host.write(parts[1]);
-        host.write(parts[2]);
+        const prefix = chunkPrefix(data.byteLength, inChunk);
+        host.write(withHead ? encodeHead(headText, prefix) : prefix);
+        host.write(data);
+        inChunk = true;
+      } else if (withHead && data.byteLength >= COPY_LIMIT) {
+        host.write(encodeHead(headText));
+        host.write(data);
       } else if (withHead) {
         host.write(encodeHead(headText, data));
       } else if (data.byteLength > 0) {
@@ -497,6 +509,8 @@ export class Task {
       }
       return !(framing === "length" && sent >= length);
     };
+    /** A chunk's data was written and its closing CRLF was not. */
+    let inChunk = false;
 
     let more = emit(first ?? EMPTY, true);
     if (!single && reader && next) {
@@ -520,7 +534,7 @@ export class Task {
     if (!more) {
       await this.#cancel(reader); // the declared length was reached
     }
-    if (framing === "chunked") host.write(LAST_CHUNK);
+    if (framing === "chunked") host.write(inChunk ? CRLF_LAST_CHUNK : LAST_CHUNK);
     if (framing === "length" && sent < length) {
       adj.logger.warn(
         `application returned too few bytes (${sent}) for specified Content-Length (${length})`,

@@ -10,8 +10,12 @@ import type { Addr, ListenSpec, Socket, SocketHandler } from "./types.ts";
 /** Default size of one read (bytes); `ListenSpec.recvBytes` overrides it. */
 export const DEFAULT_RECV_BYTES = 65536;
 
-/** Queued small buffers are concatenated up to this many bytes per write. */
-export const COALESCE_LIMIT = 65536;
+/**
+ * A buffer this large is written as it is (a write costs less than copying
+ * it); smaller ones queued together are concatenated into writes of about
+ * this size.
+ */
+export const SMALL_LIMIT = 16 * 1024;
 
 /** Default time `end()` keeps draining the peer's bytes after the FIN. */
 export const DEFAULT_LINGER_MS = 2000;
@@ -48,9 +52,9 @@ export class OutputQueue {
 
   /**
    * Removes and returns the next thing to write: one buffer as is when it is
-   * large or alone, otherwise several small ones concatenated (up to
-   * `COALESCE_LIMIT`), because each write call costs far more than copying a
-   * few KiB. Returns `undefined` when empty.
+   * large or alone, otherwise consecutive small ones (under `SMALL_LIMIT`)
+   * concatenated until `SMALL_LIMIT` is reached, because each write call
+   * costs far more than copying a few KiB. Returns `undefined` when empty.
    */
   take(): Uint8Array | undefined {
     const items = this.#items;
@@ -58,7 +62,7 @@ export class OutputQueue {
     const first = items[this.#head];
     let end = this.#head + 1;
     let total = first.byteLength;
-    while (end < items.length && total + items[end].byteLength <= COALESCE_LIMIT) {
+    while (total < SMALL_LIMIT && end < items.length && items[end].byteLength < SMALL_LIMIT) {
       total += items[end].byteLength;
       end++;
     }

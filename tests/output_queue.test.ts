@@ -1,0 +1,46 @@
+// OutputQueue: small buffers are merged into one write, large ones are
+// passed through untouched (never copied), order is kept.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { OutputQueue, SMALL_LIMIT } from "../src/runtime/shared.ts";
+
+const filled = (n: number, v: number) => new Uint8Array(n).fill(v);
+
+test("small buffers are concatenated in order until SMALL_LIMIT is reached", () => {
+  const q = new OutputQueue();
+  for (let i = 0; i < 400; i++) q.push(filled(100, i & 0xff));
+  assert.equal(q.bytes, 40_000);
+  const first = q.take()!;
+  assert.ok(first.byteLength >= SMALL_LIMIT && first.byteLength < SMALL_LIMIT + 100);
+  assert.equal(first[0], 0);
+  assert.equal(first[100], 1);
+  let total = first.byteLength;
+  for (let chunk = q.take(); chunk; chunk = q.take()) total += chunk.byteLength;
+  assert.equal(total, 40_000);
+  assert.equal(q.bytes, 0);
+});
+
+test("a large buffer is handed out as the same object, never merged", () => {
+  const q = new OutputQueue();
+  const head = filled(150, 1);
+  const body = filled(SMALL_LIMIT, 2);
+  const tail = filled(5, 3);
+  q.push(head);
+  q.push(body);
+  q.push(tail);
+  assert.equal(q.take(), head, "small before large goes alone");
+  assert.equal(q.take(), body, "large is not copied");
+  assert.equal(q.take(), tail);
+  assert.equal(q.take(), undefined);
+});
+
+test("unshift puts a partly written tail back in front", () => {
+  const q = new OutputQueue();
+  q.push(filled(10, 1));
+  q.push(filled(10, 2));
+  const taken = q.take()!;
+  assert.equal(taken.byteLength, 20);
+  q.unshift(taken.subarray(15));
+  assert.equal(q.bytes, 5);
+  assert.deepEqual(q.take(), filled(5, 2));
+});
