@@ -127,6 +127,29 @@ export function buildHead(spec: HeadSpec): string {
 
 const encoder = new TextEncoder();
 
+/**
+ * Response heads (and small bodies with them) are carved out of a shared
+ * slab rather than each getting its own ArrayBuffer: allocating a buffer costs
+ * far more than copying a head. A slab is dropped once full and freed once
+ * every response carved from it has been written: a response still queued
+ * for a slow reader keeps its slab (8 KiB at most) alive.
+ */
+const SLAB_SIZE = 8192;
+let slab = new Uint8Array(SLAB_SIZE);
+let slabUsed = 0;
+
+/** `n` bytes for output, from the slab when they fit well. */
+function allocate(n: number): Uint8Array {
+  if (n > SLAB_SIZE / 4) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_SIZE) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += n;
+  return out;
+}
+
 /** The last head encoded: consecutive responses usually share it (Date changes once a second). */
 let lastHead = "";
 let lastHeadBytes = new Uint8Array(0);
@@ -138,7 +161,7 @@ let lastHeadBytes = new Uint8Array(0);
  */
 export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
   const bodyLength = body ? body.byteLength : 0;
-  const out = new Uint8Array(head.length + bodyLength);
+  const out = allocate(head.length + bodyLength);
   if (head === lastHead) {
     out.set(lastHeadBytes);
   } else {
@@ -166,7 +189,17 @@ export const CRLF_LAST_CHUNK: Uint8Array = new Uint8Array([13, 10, 48, 13, 10, 1
  * copied, and each chunk costs one small buffer.
  */
 export function chunkPrefix(size: number, afterChunk: boolean): Uint8Array {
-  return encoder.encode((afterChunk ? "\r\n" : "") + size.toString(16) + "\r\n");
+  const hex = size.toString(16);
+  const out = allocate(hex.length + (afterChunk ? 4 : 2));
+  let i = 0;
+  if (afterChunk) {
+    out[i++] = 13;
+    out[i++] = 10;
+  }
+  for (let k = 0; k < hex.length; k++) out[i++] = hex.charCodeAt(k);
+  out[i++] = 13;
+  out[i] = 10;
+  return out;
 }
 
 /** The text of a waitress error page. */
