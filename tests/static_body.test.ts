@@ -6,12 +6,13 @@ import { takeStaticBody } from "../src/runtime/static_body.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
-test("takeStaticBody: whole bodies on Deno, never a stream, nothing elsewhere", async () => {
+test("takeStaticBody: whole bodies on Deno and Bun, never a stream, nothing elsewhere", async () => {
   const text = takeStaticBody(new Response("héllo"));
   const withInit = new Response(new Uint8Array([1, 2, 3]), { headers: { a: "b" } });
   const bytes = takeStaticBody(withInit);
-  if (isDeno) {
+  if (isDeno || isBun) {
     assert.deepEqual(text, new TextEncoder().encode("héllo"));
     assert.deepEqual(bytes, new Uint8Array([1, 2, 3]));
     assert.equal(withInit.bodyUsed, true, "taking it consumes it");
@@ -25,6 +26,59 @@ test("takeStaticBody: whole bodies on Deno, never a stream, nothing elsewhere", 
   assert.equal(takeStaticBody(new Response(new Blob(["x"]))), undefined);
   assert.equal(takeStaticBody(new Response(null)), undefined);
   assert.equal(await streamed.text(), "");
+});
+
+test("takeStaticBody leaves every stream body unread, whatever the status text", async () => {
+  const chunks = () =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array([65]));
+        c.enqueue(new Uint8Array([66]));
+        c.close();
+      },
+    });
+  async function* generate() {
+    yield new Uint8Array([65]);
+    yield new Uint8Array([66]);
+  }
+  const responses = [
+    new Response(chunks()),
+    new Response(chunks(), { status: 201, statusText: "Created with a long reason phrase" }),
+    // A status text built from UTF-16 text is stored two bytes a character on Bun.
+    new Response(chunks(), { statusText: "é-reason".slice(2) }),
+    new Response(generate() as unknown as BodyInit),
+  ];
+  for (const response of responses) {
+    assert.equal(takeStaticBody(response), undefined);
+    assert.equal(response.bodyUsed, false);
+    assert.equal(await response.text(), "AB");
+  }
+});
+
+test("takeStaticBody: JSON, status text, a touched body; a locked body stays for the caller", async () => {
+  const expectTaken = isDeno || isBun;
+  const json = takeStaticBody(Response.json({ a: 1 }));
+  const reason = takeStaticBody(
+    new Response("a body longer than its reason twice", {
+      status: 404,
+      statusText: "Not Here",
+    }),
+  );
+  const touched = new Response("touched");
+  assert.ok(touched.body !== null);
+  const taken = takeStaticBody(touched);
+  if (expectTaken) {
+    assert.equal(new TextDecoder().decode(json), '{"a":1}');
+    assert.equal(new TextDecoder().decode(reason), "a body longer than its reason twice");
+  }
+  if (taken !== undefined) assert.equal(new TextDecoder().decode(taken), "touched");
+  else assert.equal(await touched.text(), "touched");
+
+  const locked = new Response("locked");
+  const reader = locked.body!.getReader();
+  assert.equal(takeStaticBody(locked), undefined);
+  assert.equal(locked.body!.locked, true, "still locked: the caller answers it as used");
+  reader.releaseLock();
 });
 
 test("string, bytes, JSON, Blob and stream bodies reach the client byte for byte", async () => {

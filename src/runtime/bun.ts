@@ -48,14 +48,36 @@ interface BunGlobal {
 
 declare const Bun: BunGlobal;
 
+/**
+ * Sockets with output to send at the end of this turn, flushed by one
+ * microtask for all of them (so no socket needs a callback of its own).
+ */
+let flushList: BunSocket[] = [];
+let spareList: BunSocket[] = [];
+let flushQueued = false;
+
+function flushAll(): void {
+  flushQueued = false;
+  const list = flushList;
+  flushList = spareList;
+  for (let i = 0; i < list.length; i++) list[i].flushNow();
+  list.length = 0;
+  spareList = list;
+}
+
 /** One accepted Bun connection. */
 class BunSocket extends BaseSocket {
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
   #sock: BunRawSocket;
-  #out = new OutputQueue();
-  /** The unwritten tail of the buffer Bun accepted only partly. */
+  /**
+   * Output in order: `#current`, the unwritten tail of the buffer Bun took
+   * only partly; then `#one`, a single queued buffer (the usual case); or
+   * `#out` once more than one is queued. Idle connections hold none of them.
+   */
   #current: Uint8Array | undefined;
+  #one: Uint8Array | undefined;
+  #out: OutputQueue | undefined;
   #scheduled = false;
   #waitingDrain = false;
   constructor(sock: BunRawSocket, localAddr: Addr) {
@@ -83,29 +105,57 @@ class BunSocket extends BaseSocket {
   }
 
   get pendingBytes(): number {
-    return this.#out.bytes + (this.#current?.byteLength ?? 0);
+    return (this.#current?.byteLength ?? 0) + (this.#one?.byteLength ?? 0) +
+      (this.#out?.bytes ?? 0);
   }
 
   write(data: Uint8Array): void {
     if (this.isClosed || this.isLingering || data.byteLength === 0) return;
-    this.#out.push(data);
+    if (this.#one === undefined && this.#out === undefined) {
+      this.#one = data;
+    } else {
+      const out = this.#out ??= new OutputQueue();
+      if (this.#one !== undefined) {
+        out.push(this.#one);
+        this.#one = undefined;
+      }
+      out.push(data);
+    }
     if (!this.#scheduled && !this.#waitingDrain) {
-      this.#scheduled = true;
       // Coalesce every write made in this turn into one send.
-      queueMicrotask(this.#startFlush);
+      this.#scheduled = true;
+      flushList.push(this);
+      if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(flushAll);
+      }
     }
   }
 
-  /** Bound once, so scheduling a flush allocates no closure. */
-  #startFlush = (): void => {
+  /** The end-of-turn flush (see `flushAll`). */
+  flushNow(): void {
     this.#scheduled = false;
     this.#flush();
-  };
+  }
+
+  /** The next buffer to send, taken out of the queue. */
+  #next(): Uint8Array | undefined {
+    const one = this.#one;
+    if (one !== undefined) {
+      this.#one = undefined;
+      return one;
+    }
+    const out = this.#out;
+    if (out === undefined) return undefined;
+    const chunk = out.take();
+    if (out.length === 0) this.#out = undefined;
+    return chunk;
+  }
 
   #flush(): void {
     if (this.isClosed || this.#waitingDrain) return;
     const sock = this.#sock;
-    let chunk = this.#current ?? this.#out.take();
+    let chunk = this.#current ?? this.#next();
     this.#current = undefined;
     while (chunk !== undefined) {
       const n = sock.write(chunk);
@@ -119,7 +169,7 @@ class BunSocket extends BaseSocket {
         this.#waitingDrain = true;
         return;
       }
-      chunk = this.#out.take();
+      chunk = this.#next();
     }
     this._flushed();
   }
@@ -164,7 +214,8 @@ class BunSocket extends BaseSocket {
   }
 
   protected rawClose(): void {
-    this.#out.clear();
+    this.#out = undefined;
+    this.#one = undefined;
     this.#current = undefined;
     this.#waitingDrain = false;
     try {

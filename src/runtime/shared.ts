@@ -127,7 +127,8 @@ export abstract class BaseSocket implements Socket {
   /** The half-close was sent; inbound bytes are now discarded. */
   protected isLingering = false;
 
-  #held: Uint8Array[] = [];
+  /** Chunks that arrived while paused; allocated only when that happens. */
+  #held: Uint8Array[] | undefined;
   #heldEnd = false;
   #closeError: Error | undefined;
   #closeDelivered = false;
@@ -136,7 +137,7 @@ export abstract class BaseSocket implements Socket {
 
   /** Data or a FIN arrived while paused and waits for `resume`. */
   protected get isHolding(): boolean {
-    return this.#held.length > 0 || this.#heldEnd;
+    return this.#held !== undefined || this.#heldEnd;
   }
 
   /** True once closed (by either side). */
@@ -168,8 +169,12 @@ export abstract class BaseSocket implements Socket {
     if (!this.isPaused || this.isClosed || !this.handler) return;
     this.isPaused = false;
     const handler = this.handler;
-    while (this.#held.length > 0 && !this.isPaused && !this.isClosed) {
-      handler.onData(this.#held.shift()!);
+    let held = this.#held;
+    while (held !== undefined && !this.isPaused && !this.isClosed) {
+      const chunk = held.shift()!;
+      if (held.length === 0) this.#held = undefined;
+      handler.onData(chunk);
+      held = this.#held;
     }
     if (this.isPaused || this.isClosed) return;
     if (this.#heldEnd) {
@@ -185,7 +190,7 @@ export abstract class BaseSocket implements Socket {
     if (this.isClosed || this.isEnding) return;
     this.isEnding = true;
     this.#lingerMs = lingerMs;
-    this.#held = [];
+    this.#held = undefined;
     this.#heldEnd = false;
     if (this.pendingBytes === 0) this._flushed();
   }
@@ -220,7 +225,7 @@ export abstract class BaseSocket implements Socket {
   protected _data(chunk: Uint8Array): void {
     if (this.isClosed || this.isLingering || this.isEnding) return;
     if (this.isPaused) {
-      this.#held.push(chunk);
+      (this.#held ??= []).push(chunk);
       this.rawPause();
       return;
     }
@@ -277,7 +282,7 @@ export abstract class BaseSocket implements Socket {
     this.isClosed = true;
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
-    this.#held = [];
+    this.#held = undefined;
     this.#closeError = this.isLingering ? undefined : error;
     this.rawClose();
     if (this.handler) this.#deliverClose();
