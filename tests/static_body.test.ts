@@ -57,21 +57,24 @@ test("takeStaticBody leaves every stream body unread, whatever the status text",
 
 test("takeStaticBody: JSON, status text, a touched body; a locked body stays for the caller", async () => {
   const expectTaken = isDeno || isBun;
-  const json = takeStaticBody(Response.json({ a: 1 }));
-  const reason = takeStaticBody(
+  // A taken string body may be a view of a shared buffer: decode it at once.
+  const text = (bytes: Uint8Array | undefined) =>
+    bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+  const json = text(takeStaticBody(Response.json({ a: 1 })));
+  const reason = text(takeStaticBody(
     new Response("a body longer than its reason twice", {
       status: 404,
       statusText: "Not Here",
     }),
-  );
+  ));
   const touched = new Response("touched");
   assert.ok(touched.body !== null);
-  const taken = takeStaticBody(touched);
+  const taken = text(takeStaticBody(touched));
   if (expectTaken) {
-    assert.equal(new TextDecoder().decode(json), '{"a":1}');
-    assert.equal(new TextDecoder().decode(reason), "a body longer than its reason twice");
+    assert.equal(json, '{"a":1}');
+    assert.equal(reason, "a body longer than its reason twice");
   }
-  if (taken !== undefined) assert.equal(new TextDecoder().decode(taken), "touched");
+  if (taken !== undefined) assert.equal(taken, "touched");
   else assert.equal(await touched.text(), "touched");
 
   const locked = new Response("locked");
