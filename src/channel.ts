@@ -57,13 +57,14 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** The task whose body the parser is reading, if any. */
   #reading: Task | null = null;
   #out: Uint8Array[] = [];
+  #spareOut: Uint8Array[] = [];
   #outBytes = 0;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** No more requests are read: finish what is queued, then close. */
   #closing = false;
   #paused = false;
   #peerEnded = false;
-  #drainWaiters: Array<() => void> = [];
+  #drainWaiters: Array<() => void> | null = null;
   /** Time spent waiting for body bytes the app asked for (ms), and since when. */
   #bodyWaitMs = 0;
   #bodyWaitSince = 0;
@@ -145,17 +146,21 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.#flushTimer = undefined;
     }
     if (this.#outBytes === 0 || this.closed) return;
+    // Two lists swapped, so that a flush allocates none (the socket keeps
+    // the buffers, not the list).
     const parts = this.#out;
-    this.#out = [];
+    this.#out = this.#spareOut;
     this.#outBytes = 0;
     this.lastActivity = Date.now();
     // The socket coalesces small buffers into one send and passes large ones as they are.
     for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]);
+    parts.length = 0;
+    this.#spareOut = parts;
   }
 
   drained(): Promise<void> {
     if (this.closed || this.socket.pendingBytes <= this.adj.outbufHighWatermark) return RESOLVED;
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   sendContinue(): void {
@@ -405,9 +410,9 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #wakeDrainWaiters(): void {
-    if (this.#drainWaiters.length === 0) return;
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === null) return;
+    this.#drainWaiters = null;
     for (const wake of waiters) wake();
   }
 }

@@ -630,8 +630,7 @@ export class RequestParser {
       case P_HEAD:
         return this.head();
       case P_END:
-        this.phase = P_HEAD;
-        return END_EVENT;
+        return this.end();
       case P_LENGTH:
         return this.lengthBody();
       case P_ERROR:
@@ -691,6 +690,21 @@ export class RequestParser {
     }
     this.queued -= take;
     return true;
+  }
+
+  /**
+   * A message is complete. When no byte of the next one has arrived, the
+   * last chunk is let go, so that an idle keep-alive connection holds no
+   * buffer (the head handed out keeps the bytes it needs).
+   */
+  private end(): ParseEvent {
+    this.phase = P_HEAD;
+    if (this.pos === this.buf.length) {
+      this.buf = EMPTY;
+      this.pos = 0;
+      this.acc = null;
+    }
+    return END_EVENT;
   }
 
   private compactQueue(): void {
@@ -1177,10 +1191,7 @@ export class RequestParser {
   }
 
   private lengthBody(): ParseEvent | null {
-    if (this.remaining === 0) {
-      this.phase = P_HEAD;
-      return END_EVENT;
-    }
+    if (this.remaining === 0) return this.end();
     const data = this.bodyView();
     return data === null ? null : { kind: "body", data };
   }
@@ -1274,10 +1285,7 @@ export class RequestParser {
           if (lf === LINE_ERROR) return this.fail(this.lineErr!);
           const ls = this.pos;
           this.pos = lf + 1;
-          if (lf - 1 === ls) {
-            this.phase = P_HEAD;
-            return END_EVENT;
-          }
+          if (lf - 1 === ls) return this.end();
           // Trailer fields are checked like header fields and then dropped:
           // never merged into the head (RFC 9110 §6.5.1).
           const detail = checkFieldLine(this.buf, ls, lf - 1);
