@@ -20,6 +20,7 @@ import {
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
 import { buildRequest } from "./runtime/request.ts";
+import { SMALL_LIMIT } from "./runtime/shared.ts";
 import { takeStaticBody } from "./runtime/static_body.ts";
 import type { Addr } from "./runtime/types.ts";
 
@@ -83,14 +84,6 @@ export interface ExchangeHost {
   /** The task wants request-body bytes (a pull is pending). */
   wantBody(): void;
 }
-
-/**
- * A first body chunk up to this size is copied next to the head (one write);
- * a larger one is written as it is, after the head (a second write beats
- * allocating and copying it). Above the shared scratch buffer's size, so
- * such a view is always copied before it can be reused.
- */
-const COPY_LIMIT = 16 * 1024;
 
 /** How much of an unread request body is read and discarded to keep the connection. */
 export const DRAIN_LIMIT = 256 * 1024;
@@ -499,7 +492,9 @@ export class Task {
         host.write(withHead ? encodeHead(headText, prefix) : prefix);
         host.write(data);
         inChunk = true;
-      } else if (withHead && data.byteLength >= COPY_LIMIT) {
+      } else if (withHead && data.byteLength >= SMALL_LIMIT) {
+        // Large: written as it is after the head (a second write beats
+        // copying it); small ones, shared scratch views included, are copied.
         host.write(encodeHead(headText));
         host.write(data);
       } else if (withHead) {
