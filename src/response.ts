@@ -30,23 +30,28 @@ export interface HeadFacts {
   hasDate: boolean;
   /** The app set `Server`. */
   hasServer: boolean;
-  /** Header lines to send, `name: value\r\n` each, hop-by-hop and framing removed. */
-  lines: string;
+  /** Fields to send (`name, value, …`), hop-by-hop and framing removed. */
+  fields: string[];
 }
 
-/** Reads a Response's headers once: what to send and what they imply. */
-export function inspectHeaders(headers: Headers): HeadFacts {
+/**
+ * Reads a Response's fields once (a flat `name, value, …` list with
+ * lower-case names, as `responseFields` gives it): what to send and what
+ * they imply.
+ */
+export function inspectHeaders(fields: string[]): HeadFacts {
   const facts: HeadFacts = {
     appLength: -1,
     appClose: false,
     hasDate: false,
     hasServer: false,
-    lines: "",
+    fields,
   };
-  let lines = "";
-  // forEach (several times cheaper than the iterator on Deno) yields
-  // lower-case names and keeps each Set-Cookie apart.
-  headers.forEach((value, name) => {
+  let kept: string[] | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i];
+    const value = fields[i + 1];
+    let send = false;
     if (HOP_BY_HOP.has(name)) {
       if (name === "connection" && hasToken(value, "close")) facts.appClose = true;
     } else if (name === "content-length") {
@@ -54,10 +59,13 @@ export function inspectHeaders(headers: Headers): HeadFacts {
     } else {
       if (name === "date") facts.hasDate = true;
       else if (name === "server") facts.hasServer = true;
-      lines += name + ": " + value + "\r\n";
+      send = true;
     }
-  });
-  facts.lines = lines;
+    // Most responses drop nothing: their list is sent as it is.
+    if (!send && kept === null) kept = fields.slice(0, i);
+    else if (send && kept !== null) kept.push(name, value);
+  }
+  if (kept !== null) facts.fields = kept;
   return facts;
 }
 
@@ -111,22 +119,6 @@ export interface HeadSpec {
   ident: string;
 }
 
-/** Builds the status line and header block as a latin-1 string. */
-export function buildHead(spec: HeadSpec): string {
-  const { facts } = spec;
-  let head = (spec.version === "1.0" ? "HTTP/1.0 " : "HTTP/1.1 ") + spec.status + " " +
-    (spec.statusText || reasonPhrase(spec.status)) + "\r\n" + facts.lines;
-  if (!facts.hasDate) head += "date: " + httpDate() + "\r\n";
-  if (!facts.hasServer && spec.ident !== "") head += "server: " + spec.ident + "\r\n";
-  if (spec.length >= 0) head += "content-length: " + spec.length + "\r\n";
-  if (spec.framing === "chunked") head += "transfer-encoding: chunked\r\n";
-  if (spec.close) head += "connection: close\r\n";
-  else if (spec.keepAlive10) head += "connection: keep-alive\r\n";
-  return head + "\r\n";
-}
-
-const encoder = new TextEncoder();
-
 /**
  * Response heads (and small bodies with them) are carved out of a shared
  * slab rather than each getting its own ArrayBuffer: allocating a buffer costs
@@ -150,16 +142,34 @@ function allocate(n: number): Uint8Array {
   return out;
 }
 
+/** Builds the status line and header block as a latin-1 string. */
+function headText(spec: HeadSpec): string {
+  const { facts } = spec;
+  let head = (spec.version === "1.0" ? "HTTP/1.0 " : "HTTP/1.1 ") + spec.status + " " +
+    (spec.statusText || reasonPhrase(spec.status)) + "\r\n";
+  const fields = facts.fields;
+  for (let i = 0; i < fields.length; i += 2) head += fields[i] + ": " + fields[i + 1] + "\r\n";
+  if (!facts.hasDate) head += "date: " + httpDate() + "\r\n";
+  if (!facts.hasServer && spec.ident !== "") head += "server: " + spec.ident + "\r\n";
+  if (spec.length >= 0) head += "content-length: " + spec.length + "\r\n";
+  if (spec.framing === "chunked") head += "transfer-encoding: chunked\r\n";
+  if (spec.close) head += "connection: close\r\n";
+  else if (spec.keepAlive10) head += "connection: keep-alive\r\n";
+  return head + "\r\n";
+}
+
+const encoder = new TextEncoder();
+
 /** The last head encoded: consecutive responses usually share it (Date changes once a second). */
 let lastHead = "";
 let lastHeadBytes = new Uint8Array(0);
 
 /**
- * Encodes a latin-1 string (header text: every char < 256) followed by
- * optional body bytes into one new array, so head and first body bytes go
- * out in one write.
+ * The status line and header block, followed by `body` when given, in one
+ * array (so that head and small body go out in one write).
  */
-export function encodeHead(head: string, body?: Uint8Array): Uint8Array {
+export function encodeHead(spec: HeadSpec, body?: Uint8Array): Uint8Array {
+  const head = headText(spec);
   const bodyLength = body ? body.byteLength : 0;
   const out = allocate(head.length + bodyLength);
   if (head === lastHead) {
@@ -217,7 +227,7 @@ export function errorResponseBytes(
 ): Uint8Array {
   const reason = reasonPhrase(status);
   const body = encoder.encode(errorBody(reason, detail));
-  const head = buildHead({
+  return encodeHead({
     version,
     status,
     statusText: reason,
@@ -226,13 +236,12 @@ export function errorResponseBytes(
       appClose: false,
       hasDate: false,
       hasServer: false,
-      lines: "content-type: text/plain; charset=utf-8\r\n",
+      fields: ["content-type", "text/plain; charset=utf-8"],
     },
     framing: "length",
     length: body.byteLength,
     close,
     keepAlive10: false,
     ident,
-  });
-  return encodeHead(head, body);
+  }, body);
 }

@@ -8,20 +8,20 @@ import type { Adjustments } from "./adjustments.ts";
 import type { ParseError, RequestHead } from "./parser.ts";
 import { applyProxyHeaders, type ProxyView } from "./proxy_headers.ts";
 import {
-  buildHead,
   chunkPrefix,
   CRLF_LAST_CHUNK,
   encodeHead,
   errorBody,
   errorResponseBytes,
   type Framing,
+  type HeadSpec,
   inspectHeaders,
   LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
 import { buildRequest } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/shared.ts";
-import { takeStaticBody } from "./runtime/static_body.ts";
+import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
 import type { Addr } from "./runtime/types.ts";
 
 /** A fetch handler: the app. */
@@ -404,7 +404,7 @@ export class Task {
     if (body?.locked) {
       return this.#usedBody(head);
     }
-    const facts = inspectHeaders(response.headers);
+    const facts = inspectHeaders(responseFields(response));
     if (facts.appClose || host.closing) this.closeAfter = true;
     // Decide before the head goes out whether an unread body forces a close.
     if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
@@ -454,7 +454,7 @@ export class Task {
     }
     if (!head.keepAlive) this.closeAfter = true;
 
-    const headText = buildHead({
+    const headSpec: HeadSpec = {
       version: head.version,
       status,
       statusText: response.statusText,
@@ -464,7 +464,7 @@ export class Task {
       close: this.closeAfter,
       keepAlive10: head.version === "1.0" && head.keepAlive,
       ident: adj.ident,
-    });
+    };
     this.responseStarted = true;
 
     if (framing === "none") {
@@ -473,7 +473,7 @@ export class Task {
           `application-written content was ignored due to HTTP response that may not contain a message-body: (${status})`,
         );
       }
-      host.write(encodeHead(headText));
+      host.write(encodeHead(headSpec));
       return this.#cancel(reader);
     }
 
@@ -489,16 +489,16 @@ export class Task {
       sent += data.byteLength;
       if (framing === "chunked" && data.byteLength > 0) {
         const prefix = chunkPrefix(data.byteLength, inChunk);
-        host.write(withHead ? encodeHead(headText, prefix) : prefix);
+        host.write(withHead ? encodeHead(headSpec, prefix) : prefix);
         host.write(data);
         inChunk = true;
       } else if (withHead && data.byteLength >= SMALL_LIMIT) {
         // Large: written as it is after the head (a second write beats
         // copying it); small ones, shared scratch views included, are copied.
-        host.write(encodeHead(headText));
+        host.write(encodeHead(headSpec));
         host.write(data);
       } else if (withHead) {
-        host.write(encodeHead(headText, data));
+        host.write(encodeHead(headSpec, data));
       } else if (data.byteLength > 0) {
         host.write(data);
       }

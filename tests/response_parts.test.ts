@@ -2,7 +2,7 @@
 // it never takes a body that must be streamed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { takeStaticBody } from "../src/runtime/static_body.ts";
+import { responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -111,4 +111,38 @@ test("string, bytes, JSON, Blob and stream bodies reach the client byte for byte
     assert.equal(rs[1].status, 201);
     assert.equal(rs[1].header("x-a"), "1");
   });
+});
+
+test("responseFields gives what headers.forEach gives, for responses made every way", () => {
+  const standard = (response: Response) => {
+    const fields: string[] = [];
+    response.headers.forEach((value, name) => fields.push(name, value));
+    return fields;
+  };
+  const names = ["X-Zed", "x-zed", "Set-Cookie", "set-cookie", "Content-Type", "a", "B", "vary"];
+  let seed = 7;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  const makers: Array<() => Response> = [
+    () => new Response("text"),
+    () => Response.json({ ok: true }),
+    () => new Response(new Uint8Array(2)),
+    () => new Response(null, { status: 204 }),
+    () => new Response("x", { status: 404, statusText: "Gone Fishing" }),
+  ];
+  for (let round = 0; round < 300; round++) {
+    const init: Array<[string, string]> = [];
+    for (let k = random(5); k > 0; k--) {
+      init.push([names[random(names.length)], ` v${random(100)} `]);
+    }
+    makers.push(() => new Response(round % 2 ? "body" : null, { headers: init }));
+    makers.push(() => {
+      const response = round % 3 ? new Response("lazy") : Response.json([round]);
+      for (const [name, value] of init) response.headers.append(name, value);
+      if (round % 5 === 0) response.headers.delete("content-type");
+      return response;
+    });
+  }
+  for (const make of makers) {
+    assert.deepEqual(responseFields(make()), standard(make()));
+  }
 });

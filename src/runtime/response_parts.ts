@@ -1,11 +1,11 @@
 /**
- * A shortcut for responses whose body was given whole (a string or bytes):
- * their bytes, read without building a `ReadableStream` and a reader for
- * them. Deno keeps such a body in its Response internals (the same shortcut
- * `Deno.serve` takes). Bun tells it through the size it reports for the
- * Response to its garbage collector (see `bunProbe`). Elsewhere, or if those
- * internals ever change shape, this finds nothing and the caller reads the
- * stream as usual.
+ * What a Response holds, read the cheap way: its header fields without
+ * building a `Headers` object where the runtime allows it, and a body given
+ * whole (a string or bytes) without building a `ReadableStream` and a reader
+ * for it. Deno keeps both in its Response internals (the shortcuts
+ * `Deno.serve` takes). Bun tells a whole body through the size it reports for
+ * the Response to its garbage collector (see `bunProbe`). Elsewhere, or if
+ * those internals ever change shape, the standard API is used.
  * @module
  */
 
@@ -22,9 +22,12 @@ const symbols = (() => {
   // deno-lint-ignore no-explicit-any
   if (typeof (globalThis as any).Deno?.version?.deno !== "string") return null;
   const found = Object.getOwnPropertySymbols(new Response(""));
-  const lazy = found.find((s) => s.description === "lazy static body");
-  const inner = found.find((s) => s.description === "response");
-  return lazy && inner ? { lazy, inner } : null;
+  const named = (description: string) => found.find((s) => s.description === description);
+  const lazy = named("lazy static body");
+  const inner = named("response");
+  const lazyType = named("lazy static content type");
+  const headers = named("headers");
+  return lazy && inner && lazyType && headers ? { lazy, inner, lazyType, headers } : null;
 })();
 
 /** The part of Bun's globals (and `bun:jsc`) the Bun shortcut uses. */
@@ -134,3 +137,121 @@ function encode(text: string): Uint8Array {
   // At most 3 bytes per UTF-16 unit, so it always fits.
   return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
 }
+
+/**
+ * The header fields of `response` as a flat list (`name, value, name, value,
+ * …`), exactly as `headers.forEach` yields them: lower-case names in sorted
+ * order, the values of a repeated name joined with ", ", each Set-Cookie on
+ * its own. On Deno the list is read from the Response internals, so that no
+ * `Headers` object is built (nor, for a plain `new Response(text)`, the
+ * header list itself).
+ */
+export function responseFields(response: Response): string[] {
+  if (denoFieldsOk) {
+    const fields = denoFields(response);
+    if (fields !== undefined) return fields;
+  }
+  return standardFields(response);
+}
+
+function standardFields(response: Response): string[] {
+  const fields: string[] = [];
+  response.headers.forEach((value, name) => {
+    fields.push(name, value);
+  });
+  return fields;
+}
+
+/** The content type Deno gives a string body made without an init. */
+const TEXT_TYPE = "text/plain;charset=UTF-8";
+
+/** Deno: the fields from the Response internals, or `undefined` if they are not as expected. */
+function denoFields(response: Response): string[] | undefined {
+  try {
+    const r = response as Internals;
+    // A body still held lazily, its Headers never asked for: the content
+    // type is its only field, and it was not even put in the list yet.
+    if (typeof r[symbols!.lazy] === "string" && r[symbols!.headers] === null) {
+      const list = r[symbols!.inner].headerList;
+      if (Array.isArray(list) && list.length === 0) {
+        const type = r[symbols!.lazyType];
+        return ["content-type", typeof type === "string" ? type : TEXT_TYPE];
+      }
+      return undefined;
+    }
+    const list = r[symbols!.inner]?.headerList;
+    return Array.isArray(list) ? sortAndCombine(list) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fetch's "sort and combine" over a header list of `[name, value]` pairs. */
+function sortAndCombine(list: Array<[string, string]>): string[] {
+  if (list.length === 0) return [];
+  if (list.length === 1) return [lowerName(list[0][0]), list[0][1]];
+  const pairs = list.map(([name, value]) => [lowerName(name), value]);
+  // Array.prototype.sort is stable: Set-Cookie values keep their order.
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const fields: string[] = [];
+  for (const [name, value] of pairs) {
+    const last = fields.length - 2;
+    if (last >= 0 && fields[last] === name && name !== "set-cookie") {
+      fields[last + 1] += ", " + value;
+    } else {
+      fields.push(name, value);
+    }
+  }
+  return fields;
+}
+
+/** Header names are tokens (ASCII): lower-cased only when they need it. */
+function lowerName(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return name.toLowerCase();
+  }
+  return name;
+}
+
+/**
+ * Whether reading Deno's internals gives what `forEach` gives, checked once
+ * at load on responses made every way an app makes them.
+ */
+const denoFieldsOk: boolean = (() => {
+  if (symbols === null) return false;
+  const samples: Array<() => Response> = [
+    () => new Response("text"),
+    () => new Response(""),
+    () => Response.json({ a: 1 }),
+    () => new Response("text", { status: 201 }),
+    () => new Response(null, { status: 204 }),
+    () => new Response(new Uint8Array([1])),
+    () => Response.json([1], { headers: { "X-B": "2" } }),
+    () =>
+      new Response("x", {
+        headers: [["X-Z", "1"], ["Set-Cookie", "b=2"], ["x-a", "2"], ["X-Z", "3"], [
+          "set-cookie",
+          "a=1",
+        ]],
+      }),
+    () => {
+      const response = new Response("touched");
+      response.headers.set("X-Added", "yes");
+      return response;
+    },
+    () => {
+      const response = Response.json({});
+      response.headers.delete("content-type");
+      return response;
+    },
+  ];
+  try {
+    return samples.every((make) => {
+      const fast = denoFields(make());
+      return fast !== undefined && fast.join("\n") === standardFields(make()).join("\n");
+    });
+  } catch {
+    return false;
+  }
+})();
