@@ -4,6 +4,7 @@
  * @module
  */
 import { httpDate } from "./http_date.ts";
+import { allocate } from "./slab.ts";
 import { reasonPhrase } from "./status.ts";
 
 /** Response headers the server owns: an app's values are dropped, never sent. */
@@ -117,29 +118,6 @@ export interface HeadSpec {
   keepAlive10: boolean;
   /** `Server:` value; "" for none. */
   ident: string;
-}
-
-/**
- * Response heads (and small bodies with them) are carved out of a shared
- * slab rather than each getting its own ArrayBuffer: allocating a buffer costs
- * far more than copying a head. A slab is dropped once full and freed once
- * every response carved from it has been written: a response still queued
- * for a slow reader keeps its slab (8 KiB at most) alive.
- */
-const SLAB_SIZE = 8192;
-let slab = new Uint8Array(SLAB_SIZE);
-let slabUsed = 0;
-
-/** `n` bytes for output, from the slab when they fit well. */
-function allocate(n: number): Uint8Array {
-  if (n > SLAB_SIZE / 4) return new Uint8Array(n);
-  if (slabUsed + n > SLAB_SIZE) {
-    slab = new Uint8Array(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed += n;
-  return out;
 }
 
 /** Builds the status line and header block as a latin-1 string. */

@@ -14,6 +14,7 @@ import {
   errorBody,
   errorResponseBytes,
   type Framing,
+  type HeadFacts,
   type HeadSpec,
   inspectHeaders,
   LAST_CHUNK,
@@ -142,7 +143,12 @@ export class Task {
   async run(): Promise<void> {
     try {
       if (this.error) this.#writeError(this.error, "1.1");
-      else await this.#serve(this.head!);
+      else {
+        // An app that answers at once with a whole body is served without
+        // waiting on any promise.
+        const pending = this.#serve(this.head!);
+        if (pending) await pending;
+      }
     } catch (error) {
       // A bug of ours must not take the server down: log and drop the connection.
       this.host.adj.logger.error("Internal error while serving a request", error);
@@ -264,7 +270,7 @@ export class Task {
 
   // --- the exchange ---------------------------------------------------------
 
-  async #serve(head: RequestHead): Promise<void> {
+  #serve(head: RequestHead): Promise<void> | void {
     const { adj } = this.host;
     let view: ProxyView | null = null;
     if (head.proxyHeaders) {
@@ -318,22 +324,52 @@ export class Task {
       this,
     );
 
-    let response: Response;
+    let result: unknown;
     try {
-      const result = await this.host.runner.run(() => this.host.handler(request, info));
-      if (!(result instanceof Response)) {
-        throw new TypeError(`the app returned ${describe(result)}, not a Response`);
-      }
-      if (result.type === "error") throw new TypeError("the app returned Response.error()");
-      response = result;
+      result = this.host.runner.run(() => this.host.handler(request, info));
     } catch (error) {
-      response = await this.#appFailed(error, request, head);
+      return this.#failed(error, request, head);
     }
+    if (result instanceof Response) return this.#respond(result, request, head);
+    return this.#awaitApp(result, request, head);
+  }
+
+  async #awaitApp(pending: unknown, request: Request, head: RequestHead): Promise<void> {
+    let result: unknown;
+    try {
+      result = await pending;
+    } catch (error) {
+      return this.#failed(error, request, head);
+    }
+    const done = this.#respond(result, request, head);
+    if (done) await done;
+  }
+
+  /** Checks what the app returned and writes it. */
+  #respond(result: unknown, request: Request, head: RequestHead): Promise<void> | void {
+    if (!(result instanceof Response)) {
+      const error = new TypeError(`the app returned ${describe(result)}, not a Response`);
+      return this.#failed(error, request, head);
+    }
+    if (result.type === "error") {
+      return this.#failed(new TypeError("the app returned Response.error()"), request, head);
+    }
+    return this.#writeFinal(result, head);
+  }
+
+  async #failed(error: unknown, request: Request, head: RequestHead): Promise<void> {
+    const response = await this.#appFailed(error, request, head);
+    const done = this.#writeFinal(response, head);
+    if (done) await done;
+  }
+
+  /** Writes the response, unless the request failed meanwhile (then its error page). */
+  #writeFinal(response: Response, head: RequestHead): Promise<void> | void {
     if (this.#forcedError && !this.responseStarted) {
       response.body?.cancel().catch(() => {});
       return this.#writeError(this.#forcedError, head.version);
     }
-    await this.#writeResponse(response, head);
+    return this.#writeResponse(response, head);
   }
 
   #buildRequest(head: RequestHead, view: ProxyView | null, scheme: string): Request {
@@ -386,9 +422,8 @@ export class Task {
     );
   }
 
-  async #writeResponse(response: Response, head: RequestHead): Promise<void> {
+  #writeResponse(response: Response, head: RequestHead): Promise<void> | void {
     const host = this.host;
-    const { adj } = host;
     if (host.closed) {
       response.body?.cancel().catch(() => {});
       return;
@@ -397,8 +432,8 @@ export class Task {
       return this.#usedBody(head);
     }
     // A body given whole needs no stream (and `.body` would build one). It
-    // may be a view of a shared buffer: nothing below awaits before the
-    // first emit() copies it.
+    // may be a view of a shared buffer: nothing before the head is written
+    // (which copies it) may wait.
     const whole = takeStaticBody(response);
     const body = whole ? null : response.body;
     if (body?.locked) {
@@ -410,31 +445,55 @@ export class Task {
     if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
       this.closeAfter = true;
     }
+    if (body === null) return this.#send(response, head, facts, whole ?? null, null, null);
+    return this.#readFirst(response, head, facts, body.getReader());
+  }
+
+  /**
+   * Reads the first chunk of a stream body, and whether more follow (a body
+   * that is complete at once is sent with a Content-Length).
+   */
+  async #readFirst(
+    response: Response,
+    head: RequestHead,
+    facts: HeadFacts,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<void> {
+    this.#reader = reader;
+    let first: Uint8Array | null = null;
+    let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    try {
+      const r = await reader.read();
+      if (!r.done) {
+        first = asBytes(r.value);
+        next = reader.read();
+        if (await settlesSoon(next) && (await next).done === true) next = null;
+      }
+    } catch (error) {
+      this.#cancel(reader);
+      return this.#bodyFailed(error, head);
+    }
+    if (this.host.closed) return this.#cancel(reader);
+    const done = this.#send(response, head, facts, first, reader, next);
+    if (done) await done;
+  }
+
+  /**
+   * Chooses the framing, then writes the head with `first` and, when `next`
+   * (a pending read) says more follow, the rest of the stream.
+   */
+  #send(
+    response: Response,
+    head: RequestHead,
+    facts: HeadFacts,
+    first: Uint8Array | null,
+    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    next: Promise<ReadableStreamReadResult<Uint8Array>> | null,
+  ): Promise<void> | void {
+    const single = next === null;
     const status = response.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 304 ||
       status < 200;
-    const reader = body ? body.getReader() : null;
-    this.#reader = reader;
-
-    let first: Uint8Array | null = whole ?? null;
-    let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
-    let single = true;
-    if (reader) {
-      try {
-        const r = await reader.read();
-        if (!r.done) {
-          first = asBytes(r.value);
-          next = reader.read();
-          single = await settlesSoon(next) && (await next).done === true;
-        }
-      } catch (error) {
-        this.#cancel(reader);
-        return this.#bodyFailed(error, head);
-      }
-    }
-    if (host.closed) return this.#cancel(reader);
-
-    // Choose the framing.
     let framing: Framing;
     let length = facts.appLength;
     if (bodiless) {
@@ -454,7 +513,7 @@ export class Task {
     }
     if (!head.keepAlive) this.closeAfter = true;
 
-    const headSpec: HeadSpec = {
+    const spec: HeadSpec = {
       version: head.version,
       status,
       statusText: response.statusText,
@@ -463,80 +522,69 @@ export class Task {
       length,
       close: this.closeAfter,
       keepAlive10: head.version === "1.0" && head.keepAlive,
-      ident: adj.ident,
+      ident: this.host.adj.ident,
     };
     this.responseStarted = true;
 
     if (framing === "none") {
       if (first && status !== 304 && head.method !== "HEAD") {
-        adj.logger.warn(
+        this.host.adj.logger.warn(
           `application-written content was ignored due to HTTP response that may not contain a message-body: (${status})`,
         );
       }
-      host.write(encodeHead(headSpec));
+      this.host.write(encodeHead(spec));
       return this.#cancel(reader);
     }
+    const out = new BodyOut(this.host, spec);
+    const more = out.emit(first ?? EMPTY, true);
+    if (more && next !== null) return this.#pipe(out, reader!, next, head);
+    return this.#endBody(out, reader, more);
+  }
 
-    let sent = 0;
-    const emit = (chunk: Uint8Array, withHead: boolean): boolean => {
-      let data = chunk;
-      if (framing === "length" && sent + data.byteLength > length) {
-        adj.logger.warn(
-          `application-written content exceeded the number of bytes specified by Content-Length header (${length})`,
-        );
-        data = data.subarray(0, length - sent);
+  /** Copies the rest of a stream body to the connection, as fast as the client reads. */
+  async #pipe(
+    out: BodyOut,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    next: Promise<ReadableStreamReadResult<Uint8Array>>,
+    head: RequestHead,
+  ): Promise<void> {
+    const host = this.host;
+    let more = true;
+    try {
+      while (more) {
+        const r = await next;
+        if (r.done) break;
+        if (host.closed) return this.#cancel(reader);
+        more = out.emit(asBytes(r.value), false);
+        host.flush();
+        if (!more) break;
+        await host.drained();
+        if (host.closed) return this.#cancel(reader);
+        next = reader.read();
       }
-      sent += data.byteLength;
-      if (framing === "chunked" && data.byteLength > 0) {
-        const prefix = chunkPrefix(data.byteLength, inChunk);
-        host.write(withHead ? encodeHead(headSpec, prefix) : prefix);
-        host.write(data);
-        inChunk = true;
-      } else if (withHead && data.byteLength >= SMALL_LIMIT) {
-        // Large: written as it is after the head (a second write beats
-        // copying it); small ones, shared scratch views included, are copied.
-        host.write(encodeHead(headSpec));
-        host.write(data);
-      } else if (withHead) {
-        host.write(encodeHead(headSpec, data));
-      } else if (data.byteLength > 0) {
-        host.write(data);
-      }
-      return !(framing === "length" && sent >= length);
-    };
-    /** A chunk's data was written and its closing CRLF was not. */
-    let inChunk = false;
+    } catch (error) {
+      this.#cancel(reader);
+      return this.#streamBroke(error, head);
+    }
+    const done = this.#endBody(out, reader, more);
+    if (done) await done;
+  }
 
-    let more = emit(first ?? EMPTY, true);
-    if (!single && reader && next) {
-      try {
-        while (more) {
-          const r = await next;
-          if (r.done) break;
-          if (host.closed) return this.#cancel(reader);
-          more = emit(asBytes(r.value), false);
-          host.flush();
-          if (!more) break;
-          await host.drained();
-          if (host.closed) return this.#cancel(reader);
-          next = reader.read();
-        }
-      } catch (error) {
-        this.#cancel(reader);
-        return this.#streamBroke(error, head);
-      }
-    }
-    if (!more) {
-      await this.#cancel(reader); // the declared length was reached
-    }
-    if (framing === "chunked") host.write(inChunk ? CRLF_LAST_CHUNK : LAST_CHUNK);
-    if (framing === "length" && sent < length) {
-      adj.logger.warn(
-        `application returned too few bytes (${sent}) for specified Content-Length (${length})`,
+  /** Ends the body's framing; `more` is false once the declared length was reached. */
+  #endBody(
+    out: BodyOut,
+    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    more: boolean,
+  ): Promise<void> | void {
+    const cancelled = more ? undefined : this.#cancel(reader);
+    if (!out.end()) {
+      this.host.adj.logger.warn(
+        `application returned too few bytes (${out.sent}) for specified Content-Length (${out.spec.length})`,
       );
       this.closeAfter = true;
     }
     this.#reader = null;
+    return cancelled;
   }
 
   #usedBody(head: RequestHead): void {
@@ -549,9 +597,9 @@ export class Task {
     );
   }
 
-  async #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> {
+  #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> | void {
     this.#reader = null;
-    if (reader) await reader.cancel().catch(() => {});
+    if (reader) return reader.cancel().catch(() => {});
   }
 
   #bodyFailed(error: unknown, head: RequestHead): void {
@@ -582,6 +630,53 @@ export class Task {
 
   /** The response could not be completed: the connection must be dropped, not ended. */
   aborted = false;
+}
+
+/** Writes a response body with its framing, the head with the first bytes. */
+class BodyOut {
+  /** Body bytes written so far. */
+  sent = 0;
+  /** A chunk's data was written and its closing CRLF was not. */
+  #inChunk = false;
+
+  constructor(private readonly host: ExchangeHost, readonly spec: HeadSpec) {}
+
+  /** Writes `chunk` (after the head when `withHead`); false once the declared length is reached. */
+  emit(chunk: Uint8Array, withHead: boolean): boolean {
+    const { host, spec } = this;
+    let data = chunk;
+    if (spec.framing === "length" && this.sent + data.byteLength > spec.length) {
+      host.adj.logger.warn(
+        `application-written content exceeded the number of bytes specified by Content-Length header (${spec.length})`,
+      );
+      data = data.subarray(0, spec.length - this.sent);
+    }
+    this.sent += data.byteLength;
+    if (spec.framing === "chunked" && data.byteLength > 0) {
+      const prefix = chunkPrefix(data.byteLength, this.#inChunk);
+      host.write(withHead ? encodeHead(spec, prefix) : prefix);
+      host.write(data);
+      this.#inChunk = true;
+    } else if (withHead && data.byteLength >= SMALL_LIMIT) {
+      // Large: written as it is after the head (a second write beats
+      // copying it); small ones, shared scratch views included, are copied.
+      host.write(encodeHead(spec));
+      host.write(data);
+    } else if (withHead) {
+      host.write(encodeHead(spec, data));
+    } else if (data.byteLength > 0) {
+      host.write(data);
+    }
+    return !(spec.framing === "length" && this.sent >= spec.length);
+  }
+
+  /** Ends the framing; false when fewer bytes came than the declared length. */
+  end(): boolean {
+    if (this.spec.framing === "chunked") {
+      this.host.write(this.#inChunk ? CRLF_LAST_CHUNK : LAST_CHUNK);
+    }
+    return !(this.spec.framing === "length" && this.sent < this.spec.length);
+  }
 }
 
 /** Resolves whether `promise` settles within a few microtask turns (a body already complete). */

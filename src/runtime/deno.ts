@@ -14,6 +14,7 @@ import {
   OutputQueue,
   toError,
 } from "./shared.ts";
+import { allocate } from "../slab.ts";
 
 type Conn = Deno.Conn;
 
@@ -150,8 +151,11 @@ class DenoSocket extends BaseSocket {
             : this.#recvBytes;
           this.#buf = new Uint8Array(size);
         } else {
-          // A small read: copying n bytes beats allocating recvBytes.
-          chunk = buf.slice(0, n);
+          // A small read: copied, into a shared slab when it is small enough
+          // (the app may get body bytes as views of that slab, as Node's
+          // pooled Buffers are: the bytes of the view are its own).
+          chunk = allocate(n);
+          chunk.set(buf.subarray(0, n));
         }
         // Delivered even if paused meanwhile: the base class holds it.
         this._data(chunk);
