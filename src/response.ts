@@ -121,13 +121,13 @@ export interface HeadSpec {
 }
 
 /** Builds the status line and header block as a latin-1 string. */
-function headText(spec: HeadSpec): string {
+function headText(spec: HeadSpec, date: string): string {
   const { facts } = spec;
   let head = (spec.version === "1.0" ? "HTTP/1.0 " : "HTTP/1.1 ") + spec.status + " " +
     (spec.statusText || reasonPhrase(spec.status)) + "\r\n";
   const fields = facts.fields;
   for (let i = 0; i < fields.length; i += 2) head += fields[i] + ": " + fields[i + 1] + "\r\n";
-  if (!facts.hasDate) head += "date: " + httpDate() + "\r\n";
+  if (!facts.hasDate) head += "date: " + date + "\r\n";
   if (!facts.hasServer && spec.ident !== "") head += "server: " + spec.ident + "\r\n";
   if (spec.length >= 0) head += "content-length: " + spec.length + "\r\n";
   if (spec.framing === "chunked") head += "transfer-encoding: chunked\r\n";
@@ -138,31 +138,60 @@ function headText(spec: HeadSpec): string {
 
 const encoder = new TextEncoder();
 
-/** The last head encoded: consecutive responses usually share it (Date changes once a second). */
-let lastHead = "";
+/**
+ * The last head encoded, and what it was made from: consecutive responses
+ * usually share their head (Date changes once a second), and comparing the
+ * parts is cheaper than building the text.
+ */
+let lastSpec: HeadSpec | null = null;
+let lastDate = "";
 let lastHeadBytes = new Uint8Array(0);
+
+/** Whether `spec` (at `date`) gives the same head as the last one encoded. */
+function sameAsLast(spec: HeadSpec, date: string): boolean {
+  const last = lastSpec;
+  if (
+    last === null || date !== lastDate || spec.status !== last.status ||
+    spec.length !== last.length || spec.close !== last.close ||
+    spec.framing !== last.framing || spec.statusText !== last.statusText ||
+    spec.version !== last.version || spec.keepAlive10 !== last.keepAlive10 ||
+    spec.ident !== last.ident || spec.facts.hasDate !== last.facts.hasDate ||
+    spec.facts.hasServer !== last.facts.hasServer
+  ) {
+    return false;
+  }
+  const a = spec.facts.fields;
+  const b = last.facts.fields;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * The status line and header block, followed by `body` when given, in one
  * array (so that head and small body go out in one write).
  */
 export function encodeHead(spec: HeadSpec, body?: Uint8Array): Uint8Array {
-  const head = headText(spec);
+  const date = httpDate();
   const bodyLength = body ? body.byteLength : 0;
-  const out = allocate(head.length + bodyLength);
-  if (head === lastHead) {
+  let out: Uint8Array;
+  if (sameAsLast(spec, date)) {
+    out = allocate(lastHeadBytes.byteLength + bodyLength);
     out.set(lastHeadBytes);
   } else {
+    const head = headText(spec, date);
+    out = allocate(head.length + bodyLength);
     const target = out.subarray(0, head.length);
     // Fast path: pure ASCII encodes 1:1 with the native encoder.
     const { read, written } = encoder.encodeInto(head, target);
     if (read !== head.length || written !== head.length) {
       for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
     }
-    lastHead = head;
+    lastSpec = spec;
+    lastDate = date;
     lastHeadBytes = target.slice();
   }
-  if (body) out.set(body, head.length);
+  if (body) out.set(body, lastHeadBytes.byteLength);
   return out;
 }
 

@@ -1,0 +1,96 @@
+// The response head encoder: every part of the spec shows in the bytes, and
+// the cache of the last head never hands out a stale one.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { encodeHead, type HeadSpec, inspectHeaders } from "../src/response.ts";
+
+const decode = (bytes: Uint8Array) => new TextDecoder("latin1").decode(bytes);
+
+function spec(over: Partial<HeadSpec> = {}, fields = ["content-type", "text/plain"]): HeadSpec {
+  return {
+    version: "1.1",
+    status: 200,
+    statusText: "",
+    facts: inspectHeaders(fields),
+    framing: "length",
+    length: 5,
+    close: false,
+    keepAlive10: false,
+    ident: "waitress",
+    ...over,
+  };
+}
+
+test("encodeHead writes every part, and a changed part is never served from the cache", () => {
+  const cases: Array<[HeadSpec, RegExp]> = [
+    [
+      spec(),
+      /^HTTP\/1\.1 200 OK\r\ncontent-type: text\/plain\r\ndate: .+ GMT\r\nserver: waitress\r\ncontent-length: 5\r\n\r\n$/,
+    ],
+    [spec({ length: 6 }), /\r\ncontent-length: 6\r\n\r\n$/],
+    [spec({}, ["content-type", "text/html"]), /\r\ncontent-type: text\/html\r\n/],
+    [spec({}, ["content-type", "text/plain", "x-a", "1"]), /\r\nx-a: 1\r\ndate: /],
+    [spec({ status: 201 }), /^HTTP\/1\.1 201 Created\r\n/],
+    [spec({ statusText: "Fine" }), /^HTTP\/1\.1 200 Fine\r\n/],
+    [
+      spec({ version: "1.0", keepAlive10: true }),
+      /^HTTP\/1\.0 200 OK\r\n.*connection: keep-alive\r\n\r\n$/s,
+    ],
+    [spec({ close: true }), /\r\nconnection: close\r\n\r\n$/],
+    [
+      spec({ framing: "chunked", length: -1 }),
+      /server: waitress\r\ntransfer-encoding: chunked\r\n\r\n$/,
+    ],
+    [spec({ ident: "" }), /GMT\r\ncontent-length: 5\r\n\r\n$/],
+    [
+      spec({}, ["date", "Mon, 01 Jan 2024 00:00:00 GMT"]),
+      /^HTTP\/1\.1 200 OK\r\ndate: Mon, 01 Jan 2024 00:00:00 GMT\r\nserver: waitress\r\n/,
+    ],
+    [
+      spec({}, ["server", "app"]),
+      /^HTTP\/1\.1 200 OK\r\nserver: app\r\ndate: [^\r]+\r\ncontent-length/,
+    ],
+    [
+      spec({}, ["connection", "close", "content-length", "5", "x-b", "é"]),
+      /^HTTP\/1\.1 200 OK\r\nx-b: é\r\ndate: /,
+    ],
+  ];
+  // Each case right after the first one and right after itself.
+  for (const [made, expected] of cases) {
+    for (const before of [cases[0][0], made]) {
+      encodeHead(before);
+      const text = decode(encodeHead(made, new Uint8Array([104, 101, 108, 108, 111])));
+      assert.ok(text.endsWith("\r\n\r\nhello"), text);
+      assert.match(text.slice(0, -5), expected);
+    }
+  }
+});
+
+test("inspectHeaders drops hop-by-hop and framing fields and reports what they said", () => {
+  const facts = inspectHeaders([
+    "a",
+    "1",
+    "connection",
+    "Close",
+    "content-length",
+    "12",
+    "keep-alive",
+    "x",
+    "b",
+    "2",
+    "transfer-encoding",
+    "chunked",
+    "date",
+    "d",
+    "server",
+    "s",
+  ]);
+  assert.deepEqual(facts.fields, ["a", "1", "b", "2", "date", "d", "server", "s"]);
+  assert.equal(facts.appClose, true);
+  assert.equal(facts.appLength, 12);
+  assert.equal(facts.hasDate, true);
+  assert.equal(facts.hasServer, true);
+  const plain = ["content-type", "text/plain"];
+  assert.equal(inspectHeaders(plain).fields, plain, "nothing dropped: the list itself");
+  assert.equal(inspectHeaders(["content-length", "1x"]).appLength, -1);
+});
