@@ -366,11 +366,15 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length > 0) this.#startNext(); // read ahead while this one ran
     this.#pump(); // may parse and start the next request
     if (this.#tasks.length > 0) {
-      // Batch pipelined responses: flush with the next one, or on the next macrotask.
-      this.#flushTimer ??= setTimeout(() => {
-        this.#flushTimer = undefined;
-        this.flush();
-      }, 0);
+      // Batch pipelined responses: flush with the next one when it is done
+      // already (its own turn comes within this macrotask), else on the next
+      // macrotask (a timer costs microseconds on Deno: set only then).
+      if (!this.#tasks[0].finished) {
+        this.#flushTimer ??= setTimeout(() => {
+          this.#flushTimer = undefined;
+          this.flush();
+        }, 0);
+      }
       return;
     }
     this.flush();

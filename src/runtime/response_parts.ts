@@ -134,6 +134,18 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
 
 function encode(text: string): Uint8Array {
   if (text.length > 1024) return encoder.encode(text);
+  // Short ASCII is copied by hand: a call into the native encoder costs
+  // more than the loop.
+  const n = text.length;
+  if (n <= 64) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f) break;
+      scratch[i] = c;
+    }
+    if (i === n) return scratch.subarray(0, n);
+  }
   // At most 3 bytes per UTF-16 unit, so it always fits.
   return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
 }
