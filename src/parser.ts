@@ -253,6 +253,39 @@ function latin1(b: Uint8Array, s: number, e: number): string {
   return r;
 }
 
+/** The last string decoded at one place of the head, and its bytes. */
+interface DecodeCache {
+  bytes: Uint8Array;
+  length: number;
+  text: string;
+}
+
+function decodeCache(size: number): DecodeCache {
+  return { bytes: new Uint8Array(size), length: -1, text: "" };
+}
+
+/** Requests mostly repeat the Host of the one before, and often its target. */
+const authorityCache = decodeCache(256);
+const targetCache = decodeCache(256);
+
+/** `latin1(b, s, e)`, returning the cached string when the bytes are those decoded last. */
+function cachedLatin1(cache: DecodeCache, b: Uint8Array, s: number, e: number): string {
+  const n = e - s;
+  const known = cache.bytes;
+  if (n === cache.length) {
+    let i = 0;
+    while (i < n && b[s + i] === known[i]) i++;
+    if (i === n) return cache.text;
+  }
+  const text = latin1(b, s, e);
+  if (n <= known.length) {
+    for (let i = 0; i < n; i++) known[i] = b[s + i];
+    cache.length = n;
+    cache.text = text;
+  }
+  return text;
+}
+
 /** The method as a string, without decoding the common ones. */
 function methodString(b: Uint8Array, s: number, e: number): string {
   const n = e - s;
@@ -436,7 +469,9 @@ class Head implements RequestHead {
 
   /** The raw request-target as sent (latin-1 decoded, byte-exact). */
   get target(): string {
-    if (this.#target === undefined) this.#target = latin1(this.#buf, this.#at[0], this.#at[1]);
+    if (this.#target === undefined) {
+      this.#target = cachedLatin1(targetCache, this.#buf, this.#at[0], this.#at[1]);
+    }
     return this.#target;
   }
 
@@ -444,7 +479,7 @@ class Head implements RequestHead {
   get authority(): string {
     if (this.#authority === undefined) {
       const at = this.#at;
-      this.#authority = at[2] < 0 ? "" : latin1(this.#buf, at[2], at[3]);
+      this.#authority = at[2] < 0 ? "" : cachedLatin1(authorityCache, this.#buf, at[2], at[3]);
     }
     return this.#authority;
   }

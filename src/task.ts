@@ -384,7 +384,9 @@ export class Task {
       this.startDraining();
     }
     return buildRequest({
-      url: scheme + "://" + authority + target,
+      scheme,
+      authority,
+      target,
       method: head.method,
       headers: view ? () => view.headers : () => head.headers,
       body: hasBody ? this.#bodyStream() : null,
@@ -431,13 +433,14 @@ export class Task {
       response.body?.cancel().catch(() => {});
       return;
     }
-    if (response.bodyUsed) {
-      return this.#usedBody(head);
-    }
     // A body given whole needs no stream (and `.body` would build one). It
     // may be a view of a shared buffer: nothing before the head is written
-    // (which copies it) may wait.
+    // (which copies it) may wait. A body taken whole was unused (asking
+    // first would make Deno materialise a body it holds lazily).
     const whole = takeStaticBody(response);
+    if (whole === undefined && response.bodyUsed) {
+      return this.#usedBody(head);
+    }
     const body = whole ? null : response.body;
     if (body?.locked) {
       return this.#usedBody(head);

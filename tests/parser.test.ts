@@ -761,3 +761,28 @@ describe("lazily decoded strings", () => {
     }
   });
 });
+
+test("target and Host decode right when they change between requests (the decode cache)", () => {
+  const p = new RequestParser(LIMITS);
+  const seen: Array<[string, string]> = [];
+  const sent: Array<[string, string]> = [
+    ["/aa", "h1.test"],
+    ["/aa", "h1.test"],
+    ["/ab", "h2.test"],
+    ["/ab", "h1.test"],
+    ["/ba", "h3.test"],
+    ["/ab", "h2.test"],
+    ["/" + "x".repeat(300), "h2.test"],
+    ["/" + "y".repeat(300), "h2.test"],
+    ["/ab", ""],
+  ];
+  for (const [target, host] of sent) {
+    p.push(bytes(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+    const event = p.next();
+    assert.equal(event?.kind, "head");
+    const head = (event as { head: RequestHead }).head;
+    seen.push([head.target, head.authority]);
+    assert.equal(p.next()?.kind, "end");
+  }
+  assert.deepEqual(seen, sent);
+});

@@ -14,9 +14,20 @@ const HEADERS: Array<[string, string]> = [
   ["Set-Cookie", "b=2"],
 ];
 
+/** Parts spelling `url` (scheme, authority and target). */
+function at(url: string): Pick<RequestParts, "scheme" | "authority" | "target"> {
+  const colon = url.indexOf("://");
+  const slash = url.indexOf("/", colon + 3);
+  return {
+    scheme: url.slice(0, colon),
+    authority: url.slice(colon + 3, slash),
+    target: url.slice(slash),
+  };
+}
+
 function parts(over: Partial<RequestParts> = {}): RequestParts {
   return {
-    url: "http://example.test:8080/a/./b/../c?q=1&r=%20",
+    ...at("http://example.test:8080/a/./b/../c?q=1&r=%20"),
     method: "GET",
     headers: () => HEADERS.map(([n, v]) => [n, v]),
     body: null,
@@ -31,7 +42,7 @@ function reference(p: RequestParts): Request {
     init.body = p.body;
     init.duplex = "half";
   }
-  return new Request(p.url, init);
+  return new Request(p.scheme + "://" + p.authority + p.target, init);
 }
 
 function assertSame(actual: Request, expected: Request): void {
@@ -110,8 +121,8 @@ test("methods are normalised or refused exactly as new Request() does", () => {
 });
 
 test("an unparsable URL throws a TypeError", () => {
-  assert.throws(() => buildRequest(parts({ url: "http://exa mple.test/" })), TypeError);
-  assert.throws(() => buildRequest(parts({ url: "http://example.test:99999/" })), TypeError);
+  assert.throws(() => buildRequest(parts(at("http://exa mple.test/"))), TypeError);
+  assert.throws(() => buildRequest(parts(at("http://example.test:99999/"))), TypeError);
 });
 
 test("request.signal aborts through onCancel on Deno (and never throws elsewhere)", () => {
@@ -179,6 +190,6 @@ test("the URL is serialised exactly as new Request() does, for odd targets too",
     let target = "/";
     for (let k = random(8); k > 0; k--) target += pieces[random(pieces.length)];
     const url = origins[random(origins.length)] + target;
-    assert.equal(buildRequest(parts({ url })).url, new Request(url).url, url);
+    assert.equal(buildRequest(parts(at(url))).url, new Request(url).url, url);
   }
 });

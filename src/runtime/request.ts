@@ -20,8 +20,15 @@
 
 /** What a request is built from. */
 export interface RequestParts {
-  /** Absolute URL, not yet parsed (parsing it may throw a TypeError). */
-  url: string;
+  /**
+   * The URL in parts, not yet parsed (parsing may throw a TypeError):
+   * `scheme://authority` followed by `target`, the path and query as sent.
+   */
+  scheme: string;
+  /** See `scheme`. */
+  authority: string;
+  /** See `scheme`. */
+  target: string;
   /** The method as sent. */
   method: string;
   /** The header lines, [name as sent, value], already validated; called at most once. */
@@ -52,7 +59,7 @@ function standardRequest(parts: RequestParts): Request {
     init.body = parts.body;
     init.duplex = "half";
   }
-  return new Request(parts.url, init);
+  return new Request(fullUrl(parts), init);
 }
 
 // deno-lint-ignore no-explicit-any
@@ -97,7 +104,7 @@ function denoShortcut(): ((parts: RequestParts) => Request) | null {
 
   return (parts) => {
     const request = new RequestClass(brand);
-    request[inner] = new InnerRequest(parts, serializeUrl(parts.url), InnerBody);
+    request[inner] = new InnerRequest(parts, serializeUrl(parts), InnerBody);
     request[guard] = "request";
     return request as Request;
   };
@@ -117,7 +124,13 @@ for (
 }
 
 /** The last origin serialised, and its serialisation (clients send one Host). */
-let lastOrigin = "";
+/** The absolute URL the parts spell. */
+function fullUrl(parts: RequestParts): string {
+  return parts.scheme + "://" + parts.authority + parts.target;
+}
+
+let lastScheme = "";
+let lastAuthority = "";
 let lastOriginHref = "";
 
 /**
@@ -126,27 +139,28 @@ let lastOriginHref = "";
  * encode, no dot segment, no encoded dot): then the href is the serialised
  * origin followed by the target as sent. Throws like `new URL` otherwise.
  */
-function serializeUrl(url: string): string {
-  const slash = url.indexOf("/", url.indexOf("://") + 3);
-  if (slash < 0) return new URL(url).href;
-  const origin = url.slice(0, slash);
-  if (origin !== lastOrigin) {
-    const href = new URL(origin + "/").href;
-    lastOrigin = origin;
+function serializeUrl(parts: RequestParts): string {
+  const { scheme, authority, target } = parts;
+  if (target.charCodeAt(0) !== 0x2f) return new URL(fullUrl(parts)).href;
+  if (authority !== lastAuthority || scheme !== lastScheme) {
+    const href = new URL(scheme + "://" + authority + "/").href;
+    lastScheme = scheme;
+    lastAuthority = authority;
     lastOriginHref = href.slice(0, -1);
   }
   let inPath = true;
-  for (let i = slash; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    if (c >= 128 || VERBATIM[c] === 0) return new URL(url).href;
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c >= 128 || VERBATIM[c] === 0) return new URL(fullUrl(parts)).href;
     if (c === 0x3f) inPath = false;
-    else if (inPath && c === 0x2e && url.charCodeAt(i - 1) === 0x2f) return new URL(url).href;
-    else if (
-      inPath && c === 0x25 && url.charCodeAt(i + 1) === 0x32 &&
-      (url.charCodeAt(i + 2) | 0x20) === 0x65
-    ) return new URL(url).href;
+    else if (inPath && c === 0x2e && target.charCodeAt(i - 1) === 0x2f) {
+      return new URL(fullUrl(parts)).href;
+    } else if (
+      inPath && c === 0x25 && target.charCodeAt(i + 1) === 0x32 &&
+      (target.charCodeAt(i + 2) | 0x20) === 0x65
+    ) return new URL(fullUrl(parts)).href;
   }
-  return lastOriginHref + url.slice(slash);
+  return lastOriginHref + target;
 }
 
 /**
@@ -236,9 +250,10 @@ function selfTest(make: (parts: RequestParts) => Request, wiresSignal: boolean):
     ["TE", "trailers"],
     ["X-Latin", "caf\u00e9"],
   ];
-  const url = "http://example.test:8080/p/../q/%7e?x=1#f";
   const parts = (method: string, body: boolean): RequestParts => ({
-    url,
+    scheme: "http",
+    authority: "example.test:8080",
+    target: "/p/../q/%7e?x=1#f",
     method,
     headers: () => headers.map(([n, v]) => [n, v]),
     body: body ? new Blob(["body"]).stream() : null,
@@ -274,15 +289,15 @@ function selfTest(make: (parts: RequestParts) => Request, wiresSignal: boolean):
 function appendedRequest(parts: RequestParts): Request {
   let request: Request;
   if (parts.body !== null) {
-    request = new Request(parts.url, {
+    request = new Request(fullUrl(parts), {
       method: parts.method,
       body: parts.body,
       duplex: "half",
     } as RequestInit);
   } else if (parts.method !== "GET") {
-    request = new Request(parts.url, { method: parts.method });
+    request = new Request(fullUrl(parts), { method: parts.method });
   } else {
-    request = new Request(parts.url);
+    request = new Request(fullUrl(parts));
   }
   const headers = request.headers;
   for (const [name, value] of parts.headers()) headers.append(name, value);
