@@ -191,7 +191,13 @@ export class Task {
       if (this.bodyBytes > DRAIN_LIMIT) this.closeAfter = true;
       return;
     }
-    this.#bodyController?.enqueue(data);
+    // A runtime may hand over a Uint8Array subclass (Bun's Buffer): the app
+    // gets plain Uint8Arrays everywhere.
+    this.#bodyController?.enqueue(
+      data.constructor === Uint8Array
+        ? data
+        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
     this.#settlePull();
   }
 

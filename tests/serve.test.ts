@@ -189,6 +189,28 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("body chunks read from req.body are plain Uint8Arrays, in one read or many", async () => {
+    const kinds = async (req: Request) => {
+      const seen: string[] = [];
+      let bytes = "";
+      for await (const chunk of req.body!) {
+        seen.push(Object.getPrototypeOf(chunk) === Uint8Array.prototype ? "plain" : "other");
+        bytes += new TextDecoder().decode(chunk);
+      }
+      return new Response(`${bytes} ${[...new Set(seen)].join()}`);
+    };
+    await withServer(kinds, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+      await sleep(30);
+      c.send("2\r\nde\r\n0\r\n\r\n");
+      const [first, second] = await c.responses(2);
+      assert.deepEqual([first.body, second.body], ["hello plain", "abcde plain"]);
+      c.close();
+    });
+  });
+
   test("Expect: 100-continue is sent when the app reads the body", async () => {
     await withServer(echo, {}, async (port) => {
       const c = await RawClient.connect(port);

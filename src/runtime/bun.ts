@@ -183,9 +183,14 @@ class BunSocket extends BaseSocket {
     this.#flush();
   }
 
-  /** Bun: bytes arrived (a fresh Buffer per callback, safe to keep). */
+  /**
+   * Bun: bytes arrived (a fresh Buffer per callback, safe to keep), passed on
+   * as they are: a plain Uint8Array view would cost ~2 µs, since reading
+   * `.buffer` makes Bun create the ArrayBuffer object. Body bytes become
+   * plain Uint8Arrays when they reach the app.
+   */
   bunData(chunk: Uint8Array): void {
-    this._data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this._data(chunk);
   }
 
   /** Bun: the peer sent FIN. */
