@@ -264,9 +264,13 @@ function decodeCache(size: number): DecodeCache {
   return { bytes: new Uint8Array(size), length: -1, text: "" };
 }
 
-/** Requests mostly repeat the Host of the one before, and often its target. */
+/**
+ * Requests mostly repeat the Host of the one before, and often its target
+ * and its whole header section (same client, same headers).
+ */
 const authorityCache = decodeCache(256);
 const targetCache = decodeCache(256);
+const fieldsCache = decodeCache(2048);
 
 /** `latin1(b, s, e)`, returning the cached string when the bytes are those decoded last. */
 function cachedLatin1(cache: DecodeCache, b: Uint8Array, s: number, e: number): string {
@@ -279,7 +283,8 @@ function cachedLatin1(cache: DecodeCache, b: Uint8Array, s: number, e: number): 
   }
   const text = latin1(b, s, e);
   if (n <= known.length) {
-    for (let i = 0; i < n; i++) known[i] = b[s + i];
+    if (n <= 64) for (let i = 0; i < n; i++) known[i] = b[s + i];
+    else known.set(b.subarray(s, e));
     cache.length = n;
     cache.text = text;
   }
@@ -510,7 +515,7 @@ class Head implements RequestHead {
     // One decode of the whole head, then slices: far cheaper than one
     // decode per name and value.
     const hs = at[4];
-    const all = latin1(this.#buf, hs, at[5]);
+    const all = cachedLatin1(fieldsCache, this.#buf, hs, at[5]);
     const out: Array<[string, string]> = new Array((at.length - FIELDS) >> 2);
     for (let k = FIELDS; k < at.length; k += 4) {
       out[(k - FIELDS) >> 2] = [

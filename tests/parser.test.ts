@@ -762,9 +762,10 @@ describe("lazily decoded strings", () => {
   });
 });
 
-test("target and Host decode right when they change between requests (the decode cache)", () => {
+test("target, Host and fields decode right when they change between requests (the decode caches)", () => {
   const p = new RequestParser(LIMITS);
   const seen: Array<[string, string]> = [];
+  const fields: string[] = [];
   const sent: Array<[string, string]> = [
     ["/aa", "h1.test"],
     ["/aa", "h1.test"],
@@ -776,13 +777,19 @@ test("target and Host decode right when they change between requests (the decode
     ["/" + "y".repeat(300), "h2.test"],
     ["/ab", ""],
   ];
-  for (const [target, host] of sent) {
-    p.push(bytes(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+  for (const [i, [target, host]] of sent.entries()) {
+    const extra = i % 2 ? "X-A: 1\r\n" : "X-A: " + "2".repeat(i) + "\r\n";
+    p.push(bytes(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`));
     const event = p.next();
     assert.equal(event?.kind, "head");
     const head = (event as { head: RequestHead }).head;
     seen.push([head.target, head.authority]);
+    fields.push(head.headers.map(([n, v]) => `${n}=${v}`).join(";"));
     assert.equal(p.next()?.kind, "end");
   }
   assert.deepEqual(seen, sent);
+  assert.deepEqual(
+    fields,
+    sent.map(([, host], i) => `Host=${host};X-A=${i % 2 ? "1" : "2".repeat(i)}`),
+  );
 });
