@@ -283,8 +283,11 @@ function cachedLatin1(cache: DecodeCache, b: Uint8Array, s: number, e: number): 
   }
   const text = latin1(b, s, e);
   if (n <= known.length) {
-    if (n <= 64) for (let i = 0; i < n; i++) known[i] = b[s + i];
-    else known.set(b.subarray(s, e));
+    if (n <= 64) {
+      for (let i = 0; i < n; i++) known[i] = b[s + i];
+    } else {
+      known.set(b.subarray(s, e));
+    }
     cache.length = n;
     cache.text = text;
   }
