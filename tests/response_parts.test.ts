@@ -128,6 +128,23 @@ test("responseFields gives what headers.forEach gives, for responses made every 
     () => new Response(new Uint8Array(2)),
     () => new Response(null, { status: 204 }),
     () => new Response("x", { status: 404, statusText: "Gone Fishing" }),
+    // Lazily held bodies whose Response was touched in other ways first.
+    () => {
+      const response = new Response("x");
+      void response.headers;
+      return response;
+    },
+    () => {
+      const response = new Response("x");
+      void response.body;
+      return response;
+    },
+    () => {
+      const response = new Response("x");
+      void [response.bodyUsed, response.status, response.statusText];
+      return response;
+    },
+    () => new Response("x").clone(),
   ];
   for (let round = 0; round < 300; round++) {
     const init: Array<[string, string]> = [];
