@@ -17,12 +17,20 @@ const CARVE_LIMIT = SLAB_SIZE / 4;
 
 let slab = new Uint8Array(SLAB_SIZE);
 let used = 0;
+/** Every slab made, so that bytes carved from one can be told apart. */
+const slabs = new WeakSet<ArrayBufferLike>([slab.buffer]);
+
+/** Whether `bytes` were carved from a shared slab (its buffer holds other bytes too). */
+export function isShared(bytes: Uint8Array): boolean {
+  return slabs.has(bytes.buffer);
+}
 
 /** `n` zeroed bytes for the caller alone: a view of the shared slab when small. */
 export function allocate(n: number): Uint8Array {
   if (n > CARVE_LIMIT) return new Uint8Array(n);
   if (used + n > SLAB_SIZE) {
     slab = new Uint8Array(SLAB_SIZE);
+    slabs.add(slab.buffer);
     used = 0;
   }
   const out = slab.subarray(used, used + n);

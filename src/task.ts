@@ -22,6 +22,7 @@ import {
 import type { TaskRunner } from "./runner.ts";
 import { buildRequest } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/shared.ts";
+import { isShared } from "./slab.ts";
 import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
 import type { Addr } from "./runtime/types.ts";
 
@@ -191,13 +192,7 @@ export class Task {
       if (this.bodyBytes > DRAIN_LIMIT) this.closeAfter = true;
       return;
     }
-    // A runtime may hand over a Uint8Array subclass (Bun's Buffer): the app
-    // gets plain Uint8Arrays everywhere.
-    this.#bodyController?.enqueue(
-      data.constructor === Uint8Array
-        ? data
-        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    );
+    if (this.#bodyController) this.#bodyController.enqueue(ownBytes(data));
     this.#settlePull();
   }
 
@@ -689,6 +684,18 @@ class BodyOut {
     }
     return !(this.spec.framing === "length" && this.sent < this.spec.length);
   }
+}
+
+/**
+ * Body bytes as the app gets them: plain Uint8Arrays whose buffer holds
+ * nothing of other requests. A runtime's Buffer subclass (Bun's) becomes a
+ * plain view; bytes carved from the shared slab (small Deno reads) are
+ * copied out, since their buffer also holds other connections' bytes.
+ */
+function ownBytes(data: Uint8Array): Uint8Array {
+  if (isShared(data)) return data.slice();
+  if (data.constructor === Uint8Array) return data;
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Resolves whether `promise` settles within a few microtask turns (a body already complete). */

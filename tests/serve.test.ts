@@ -211,6 +211,29 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("a body chunk's buffer holds nothing of another connection's request", async () => {
+    const app = async (req: Request) => {
+      if (req.method === "GET") return new Response("ok");
+      let leaked = false;
+      for await (const chunk of req.body!) {
+        const whole = String.fromCharCode(...new Uint8Array(chunk.buffer));
+        if (whole.includes("s3cr3t")) leaked = true;
+      }
+      return new Response(leaked ? "leaked" : "clean");
+    };
+    await withServer(app, {}, async (port) => {
+      const a = await RawClient.connect(port);
+      const b = await RawClient.connect(port);
+      a.send("GET / HTTP/1.1\r\nHost: x\r\nX-Secret: s3cr3t\r\n\r\n");
+      await a.responses(1);
+      b.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+      const [answer] = await b.responses(1);
+      assert.equal(answer.body, "clean");
+      a.close();
+      b.close();
+    });
+  });
+
   test("Expect: 100-continue is sent when the app reads the body", async () => {
     await withServer(echo, {}, async (port) => {
       const c = await RawClient.connect(port);

@@ -155,8 +155,7 @@ class DenoSocket extends BaseSocket {
           this.#buf = new Uint8Array(size);
         } else {
           // A small read: copied, into a shared slab when it is small enough
-          // (the app may get body bytes as views of that slab, as Node's
-          // pooled Buffers are: the bytes of the view are its own).
+          // (body bytes are copied out of it before the app sees them).
           chunk = allocate(n);
           chunk.set(buf.subarray(0, n));
         }

@@ -123,12 +123,12 @@ for (
   VERBATIM[c.charCodeAt(0)] = 1;
 }
 
-/** The last origin serialised, and its serialisation (clients send one Host). */
 /** The absolute URL the parts spell. */
 function fullUrl(parts: RequestParts): string {
   return parts.scheme + "://" + parts.authority + parts.target;
 }
 
+/** The last origin serialised, and its serialisation (clients send one Host). */
 let lastScheme = "";
 let lastAuthority = "";
 let lastOriginHref = "";
