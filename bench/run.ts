@@ -563,26 +563,36 @@ const WRK_PATHS: Partial<Record<ScenarioId, [string, number]>> = {
   f: ["/json", 1],
 };
 
-async function wrkCell(spec: ServerSpec, scenario: ScenarioId): Promise<Cell[]> {
+/**
+ * One measured wrk run on a fresh, warmed-up server, added to `cell`. The
+ * servers of a scenario take turns run by run (see the main loop), so that a
+ * slow minute on the machine weighs on all of them, not on one.
+ */
+async function wrkRound(spec: ServerSpec, cell: Cell, round: number): Promise<void> {
+  const scenario = cell.scenario as ScenarioId;
   const [path, pipeline] = WRK_PATHS[scenario]!;
-  const cell: Cell = { scenario, server: spec.name, runs: [] };
-  const server = await startServer(spec, scenario);
+  let server: Running;
+  try {
+    server = await startServer(spec, scenario);
+  } catch (error) {
+    cell.error = error instanceof Error ? error.message : String(error);
+    log(`  ${spec.name} ${scenario}: ${cell.error}`);
+    return;
+  }
   try {
     if (WARMUP > 0) await wrkOnce(server.port, path, WARMUP, pipeline);
-    for (let i = 0; i < RUNS; i++) {
-      const m = await measured(server.pid, () => wrkOnce(server.port, path, DURATION, pipeline));
-      cell.runs.push({
-        ...m.result,
-        cpu: (m.cpuS * 1e6) / m.result.requests,
-        cpuPct: (100 * m.cpuS) / m.wallS,
-        clientPct: m.clientPct,
-        foreignPct: m.foreignPct,
-      });
-      log(
-        `  ${spec.name} ${scenario} run ${i + 1}: ${Math.round(m.result.value)} req/s, ` +
-          `${cell.runs.at(-1)!.cpu.toFixed(2)} µs/req, ${m.result.detail}`,
-      );
-    }
+    const m = await measured(server.pid, () => wrkOnce(server.port, path, DURATION, pipeline));
+    cell.runs.push({
+      ...m.result,
+      cpu: (m.cpuS * 1e6) / m.result.requests,
+      cpuPct: (100 * m.cpuS) / m.wallS,
+      clientPct: m.clientPct,
+      foreignPct: m.foreignPct,
+    });
+    log(
+      `  ${spec.name} ${scenario} run ${round + 1}: ${Math.round(m.result.value)} req/s, ` +
+        `${cell.runs.at(-1)!.cpu.toFixed(2)} µs/req, ${m.result.detail}`,
+    );
   } catch (error) {
     cell.error = `${error instanceof Error ? error.message : error} — server log: ${
       logTail(server)
@@ -590,7 +600,6 @@ async function wrkCell(spec: ServerSpec, scenario: ScenarioId): Promise<Cell[]> 
   } finally {
     await stopServer(server);
   }
-  return [cell];
 }
 
 const MIB100 = 100 * 1024 * 1024;
@@ -784,12 +793,22 @@ const loadAtStart = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3
 const cells: Cell[] = [];
 for (const scenario of scenarios) {
   log(`scenario ${scenario}`);
-  for (const spec of servers) {
-    if (spec.missing || !spec.scenarios.includes(scenario)) continue;
+  const taking = servers.filter((spec) => !spec.missing && spec.scenarios.includes(scenario));
+  if (scenario !== "d" && scenario !== "e") {
+    const turns = taking.map((spec) => ({
+      spec,
+      cell: { scenario, server: spec.name, runs: [] } as Cell,
+    }));
+    for (let round = 0; round < RUNS; round++) {
+      for (const { spec, cell } of turns) if (!cell.error) await wrkRound(spec, cell, round);
+    }
+    cells.push(...turns.map((turn) => turn.cell));
+    continue;
+  }
+  for (const spec of taking) {
     try {
       if (scenario === "d") cells.push(...await transferCells(spec));
-      else if (scenario === "e") cells.push(...await idleCell(spec));
-      else cells.push(...await wrkCell(spec, scenario));
+      else cells.push(...await idleCell(spec));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       log(`  ${spec.name} ${scenario}: ${message}`);
@@ -1077,7 +1096,8 @@ const report = [
     pin
       ? `server pinned to CPU ${SERVER_CORE}, load generator to CPU ${CLIENT_CORE} (taskset)`
       : "not pinned"
-  }; wrk -t1 -c${CONNECTIONS}, ${WARMUP} s warm-up, then ${RUNS} × ${DURATION} s; medians shown.` +
+  }; wrk -t1 -c${CONNECTIONS}, ${RUNS} runs of ${DURATION} s, each on a fresh server after a ${WARMUP} s` +
+  " warm-up, the servers of a scenario taking turns run by run; medians shown." +
   " Server CPU = user+sys time of the server process (all threads, /proc/<pid>/stat) over the" +
   ' measured window, divided by the requests wrk completed; "server core" / "client core" =' +
   " how busy each side was (100% = one core saturated). (d) uses a raw-socket Deno client" +
