@@ -18,8 +18,8 @@ const HELP = `usage: deno run -A bench/run.ts [flags]
   --scenarios=a,b,...  scenarios (default a,b,c,d,e,f):
                        a hello keep-alive, b pipelined, c 64 KiB, d 100 MiB down/up,
                        e idle connections RSS, f JSON router app
-  --duration=5         seconds per measured wrk run
-  --warmup=1           seconds of wrk warm-up per cell (d: one unmeasured transfer)
+  --duration=5         seconds per measured wrk run (whole seconds)
+  --warmup=1           seconds of wrk warm-up per run, 0 for none (d: one unmeasured transfer)
   --runs=3             measured runs per cell (the median is reported)
   --connections=50     wrk connections for a, b, c, f
   --pipeline=16        requests per write in b
@@ -72,8 +72,17 @@ function num(name: string, fallback: number): number {
   }
   return value;
 }
-const DURATION = num("duration", 5);
-const WARMUP = Number(flags.get("warmup") ?? 1);
+/** wrk takes whole seconds: a flag for it that is not one is refused, not sent on. */
+function seconds(name: string, fallback: number, least: number): number {
+  const value = Number(flags.get(name) ?? fallback);
+  if (!Number.isInteger(value) || value < least) {
+    console.error(`--${name} must be a whole number of seconds, at least ${least}`);
+    Deno.exit(2);
+  }
+  return value;
+}
+const DURATION = seconds("duration", 5, 1);
+const WARMUP = seconds("warmup", 1, 0);
 const RUNS = Math.round(num("runs", 3));
 const CONNECTIONS = Math.round(num("connections", 50));
 const PIPELINE = Math.round(num("pipeline", 16));
