@@ -36,9 +36,9 @@ class NodeSocket extends BaseSocket {
     // Explicitly paused, or adding the "data" listener would start reading
     // before start() (pauseOnConnect alone does not prevent that).
     sock.pause();
-    sock.on("data", (chunk: Uint8Array) => {
-      this._data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    });
+    // A Buffer of its own per read, passed on as it is: body bytes become
+    // plain Uint8Arrays when they reach the app (Task), as on Bun.
+    sock.on("data", (chunk: Uint8Array) => this._data(chunk));
     sock.on("end", () => this._end());
     // node emits "error" then "close"; the error is remembered for onClose.
     let error: Error | undefined;
