@@ -63,6 +63,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** No more requests are read: finish what is queued, then close. */
   #closing = false;
   #paused = false;
+  /** Bytes arrived while none were wanted: the next such read pauses. */
+  #overfed = false;
   #peerEnded = false;
   #drainWaiters: Array<() => void> | null = null;
   /** Time spent waiting for body bytes the app asked for (ms), and since when. */
@@ -98,6 +100,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length === 0 && this.#reading === null && this.headStartedAt === 0) {
       this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
+    if (!this.#wantBytes()) this.#overfed = true;
     this.#parser.push(chunk);
     this.#pump();
   }
@@ -271,7 +274,10 @@ export class Channel implements SocketHandler, ExchangeHost {
           this.#bodyWaitMs = 0;
           this.#bodyWaitBytes = 0;
           this.#bodyWaitSince = 0;
-          if (reading.draining && this.#tasks[0] !== reading) this.#maybeFinish();
+          // A drained body that ends after its response may complete a close
+          // decision. A client's FIN alone does not end the connection here:
+          // requests after this body may still wait in the parser.
+          if (reading.draining && this.#tasks[0] !== reading && this.#closing) this.#maybeFinish();
         } else if (event.kind === "error") {
           this.#reading = null;
           reading.failBody(event.error);
@@ -392,22 +398,30 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.socket.end(this.#peerEnded ? 0 : LINGER_MS);
   }
 
+  /** The parser can use more bytes now. */
+  #wantBytes(): boolean {
+    const reading = this.#reading;
+    return reading
+      ? reading.pullPending || reading.draining
+      : !this.#closing && this.#tasks.length <= this.adj.channelRequestLookahead;
+  }
+
   /**
-   * Reads while the parser needs bytes; pauses only once bytes it cannot use
-   * yet are held (so memory stays bounded by one read), not eagerly per
-   * request: pause/resume are syscalls on some runtimes, and a read left
-   * pending notices a client that goes away.
+   * Reads while the parser needs bytes. Pauses only once a read arrived that
+   * it could not use yet, and held bytes remain: memory stays bounded by two
+   * reads, and pipelined requests that came in one read (the usual case)
+   * cost no pause/resume, which are syscalls on some runtimes. A read left
+   * pending also notices a client that goes away.
    */
   #updateReading(): void {
     if (this.closed) return;
-    const reading = this.#reading;
-    const wantBytes = reading
-      ? reading.pullPending || reading.draining
-      : !this.#closing && this.#tasks.length <= this.adj.channelRequestLookahead;
-    if (wantBytes && this.#paused) {
-      this.#paused = false;
-      this.socket.resume();
-    } else if (!wantBytes && !this.#paused && this.#parser.buffered > 0) {
+    if (this.#wantBytes()) {
+      this.#overfed = false;
+      if (this.#paused) {
+        this.#paused = false;
+        this.socket.resume();
+      }
+    } else if (this.#overfed && !this.#paused && this.#parser.buffered > 0) {
       this.#paused = true;
       this.socket.pause();
     }

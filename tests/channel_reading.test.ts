@@ -1,0 +1,118 @@
+// When a connection stops reading: a Channel on an in-memory socket that
+// records pause/resume. Pipelined requests that came in one read are served
+// without a pause; a read that arrives while nothing can be parsed pauses,
+// so held bytes stay bounded; a FIN that comes with pipelined requests still
+// lets every one of them be answered.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { resolveOptions } from "../src/adjustments.ts";
+import { Channel, type ChannelOwner } from "../src/channel.ts";
+import { TaskRunner } from "../src/runner.ts";
+import type { Addr, Socket, SocketHandler } from "../src/runtime/types.ts";
+import type { Handler } from "../src/task.ts";
+
+class RecordingSocket implements Socket {
+  readonly remoteAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 50000 };
+  readonly localAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 8080 };
+  readonly pendingBytes = 0;
+  closed = false;
+  ended = false;
+  handler!: SocketHandler;
+  events: string[] = [];
+  out = "";
+  start(handler: SocketHandler): void {
+    this.handler = handler;
+  }
+  write(data: Uint8Array): void {
+    this.out += new TextDecoder("latin1").decode(data);
+  }
+  pause(): void {
+    this.events.push("pause");
+  }
+  resume(): void {
+    this.events.push("resume");
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.closed = true;
+  }
+}
+
+function open(handler: Handler): RecordingSocket {
+  const adj = resolveOptions({ logger: { info() {}, warn() {}, error: console.error } });
+  const owner: ChannelOwner = {
+    adj,
+    runner: new TaskRunner(adj.maxConcurrency, adj.logger),
+    handler,
+    channelClosed() {},
+  };
+  const socket = new RecordingSocket();
+  new Channel(owner, socket).start();
+  return socket;
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+const bodies = (out: string) => [...out.matchAll(/\r\n\r\n([^H]*)/g)].map((m) => m[1]);
+
+/** An app whose answers wait until `release` is called. */
+function gatedApp() {
+  let open!: () => void;
+  let gate = new Promise<void>((resolve) => (open = resolve));
+  const app: Handler = async (request: Request) => {
+    await gate;
+    return new Response(new URL(request.url).pathname);
+  };
+  return {
+    app,
+    release() {
+      open();
+      gate = new Promise<void>((resolve) => (open = resolve));
+    },
+  };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+test("pipelined requests from one read are answered without pausing the socket", async () => {
+  const { app, release } = gatedApp();
+  const socket = open(app);
+  socket.handler.onData(bytes(get("/1") + get("/2") + get("/3")));
+  for (let i = 0; i < 3; i++) {
+    release();
+    await settle();
+  }
+  assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3"]);
+  assert.deepEqual(socket.events, []);
+});
+
+test("a read that arrives while requests wait pauses reading until they are served", async () => {
+  const { app, release } = gatedApp();
+  const socket = open(app);
+  socket.handler.onData(bytes(get("/1") + get("/2")));
+  assert.deepEqual(socket.events, [], "the first read is wanted");
+  socket.handler.onData(bytes(get("/3")));
+  assert.deepEqual(socket.events, ["pause"], "the second read could not be used");
+  for (let i = 0; i < 3; i++) {
+    release();
+    await settle();
+  }
+  assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3"]);
+  assert.deepEqual(socket.events, ["pause", "resume"]);
+});
+
+test("a FIN behind pipelined requests and a body: every request is answered, then the end", async () => {
+  const socket = open(async (request: Request) => {
+    await settle(); // the body of /2 is left unread: the server drains it
+    return new Response(new URL(request.url).pathname);
+  });
+  socket.handler.onData(
+    bytes(get("/1") + "POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" + get("/3")),
+  );
+  socket.handler.onEnd();
+  for (let i = 0; i < 20 && !socket.ended; i++) await settle();
+  assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3"]);
+  assert.ok(socket.ended, "the connection ends after the last response");
+});
