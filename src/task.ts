@@ -390,6 +390,7 @@ export class Task {
       target,
       method: head.method,
       headers: view ? () => view.headers : () => head.headers,
+      fields: view ? null : head.fields,
       body: hasBody ? this.#bodyStream() : null,
       onCancel: (callback) => {
         if (this.#gone) callback();

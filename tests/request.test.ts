@@ -30,6 +30,7 @@ function parts(over: Partial<RequestParts> = {}): RequestParts {
     ...at("http://example.test:8080/a/./b/../c?q=1&r=%20"),
     method: "GET",
     headers: () => HEADERS.map(([n, v]) => [n, v]),
+    fields: HEADERS.join("\n"),
     body: null,
     onCancel: () => {},
     ...over,
@@ -67,6 +68,30 @@ test("a GET is the same Request as new Request() would make", () => {
   const req = buildRequest(parts());
   assert.equal(req.url, "http://example.test:8080/a/c?q=1&r=%20");
   assert.equal(req.body, null);
+});
+
+test("requests repeated with the same parts stay separate, and any changed part shows", () => {
+  const other: Array<[string, string]> = [["Host", "example.test:8080"], ["Accept", "text/html"]];
+  const variants: Array<Partial<RequestParts>> = [
+    {},
+    { method: "DELETE" },
+    { ...at("http://example.test:8080/other?q=1") },
+    { ...at("http://example.test:9090/a/./b/../c?q=1&r=%20") },
+    { ...at("https://example.test:8080/a/./b/../c?q=1&r=%20") },
+    { headers: () => other.map(([n, v]) => [n, v]), fields: other.join("\n") },
+    // Rewritten headers (null fields) are always built from headers().
+    { headers: () => other.map(([n, v]) => [n, v]), fields: null },
+    {},
+  ];
+  for (const over of variants) {
+    for (let i = 0; i < 3; i++) {
+      const req = buildRequest(parts(over));
+      assertSame(req, reference(parts(over)));
+      // What the app does to one request never shows in the next.
+      req.headers.set("accept", "changed");
+      req.headers.append("x-added", "1");
+    }
+  }
 });
 
 test("a POST body streams through, once, and clones", async () => {
