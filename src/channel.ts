@@ -332,17 +332,26 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length === 1) this.#startNext();
   }
 
+  /**
+   * Starts the first queued task. One served within `run()` is done at once
+   * (the next is then started by `#taskDone`, or by the parse loop that is
+   * running); others are done when their promise settles.
+   */
   #startNext(): void {
     const task = this.#tasks[0];
     if (!task) return;
-    task.run().then(() => {
-      try {
-        this.#taskDone(task);
-      } catch (error) {
-        this.adj.logger.error("Internal error after a response", error);
-        this.socket.destroy();
-      }
-    });
+    const pending = task.run();
+    if (pending) pending.then(() => this.#done(task));
+    else this.#done(task);
+  }
+
+  #done(task: Task): void {
+    try {
+      this.#taskDone(task);
+    } catch (error) {
+      this.adj.logger.error("Internal error after a response", error);
+      this.socket.destroy();
+    }
   }
 
   #taskDone(task: Task): void {

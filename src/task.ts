@@ -142,22 +142,35 @@ export class Task {
     return this.bodyState === "open";
   }
 
-  /** Runs the exchange; never rejects. */
-  async run(): Promise<void> {
+  /**
+   * Runs the exchange; never throws or rejects. Returns a promise only when
+   * something must be waited for: an app that answers at once with a whole
+   * body is served within this call.
+   */
+  run(): Promise<void> | void {
+    let pending: Promise<void> | void = undefined;
     try {
-      if (this.error) this.#writeError(this.error, "1.1");
-      else {
-        // An app that answers at once with a whole body is served without
-        // waiting on any promise.
-        const pending = this.#serve(this.head!);
-        if (pending) await pending;
-      }
+      pending = this.error ? this.#writeError(this.error, "1.1") : this.#serve(this.head!);
     } catch (error) {
-      // A bug of ours must not take the server down: log and drop the connection.
-      this.host.adj.logger.error("Internal error while serving a request", error);
-      this.closeAfter = true;
+      this.#internalError(error);
+    }
+    if (pending) return this.#finishLater(pending);
+    this.finished = true;
+  }
+
+  async #finishLater(pending: Promise<void>): Promise<void> {
+    try {
+      await pending;
+    } catch (error) {
+      this.#internalError(error);
     }
     this.finished = true;
+  }
+
+  /** A bug of ours must not take the server down: log and drop the connection. */
+  #internalError(error: unknown): void {
+    this.host.adj.logger.error("Internal error while serving a request", error);
+    this.closeAfter = true;
   }
 
   /** Aborted when the client goes away before the response is done. */
