@@ -44,3 +44,22 @@ test("unshift puts a partly written tail back in front", () => {
   assert.equal(q.bytes, 5);
   assert.deepEqual(q.take(), filled(5, 2));
 });
+
+test("with a scratch buffer, buffers of any size that fit together are merged into it", () => {
+  const q = new OutputQueue();
+  const scratch = new Uint8Array(70_000);
+  const head = filled(150, 1);
+  const body = filled(65_536, 2);
+  const next = filled(10_000, 3);
+  q.push(head);
+  q.push(body);
+  q.push(next);
+  const merged = q.take(scratch)!;
+  assert.equal(merged.buffer, scratch.buffer, "merged in the scratch buffer");
+  assert.equal(merged.byteLength, 150 + 65_536, "only what fits");
+  assert.equal(merged[149], 1);
+  assert.equal(merged[150], 2);
+  assert.equal(q.take(scratch), next, "alone: handed out as it is");
+  assert.equal(q.take(scratch), undefined);
+  assert.equal(q.bytes, 0);
+});

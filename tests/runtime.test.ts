@@ -106,6 +106,44 @@ for (const rt of [native, nodeRuntime]) {
       }
     });
 
+    test("heads and bodies merged for sending stay intact across slow readers", {
+      timeout: 20_000,
+    }, async () => {
+      // Two sockets written in turn while neither client reads: sends are
+      // partial, and what one socket still holds must not be what the next
+      // flush (of either socket) merges into.
+      await withListener(rt, async (l, it) => {
+        const total = 8 * 1024 * 1024;
+        const pairs = [];
+        for (let i = 0; i < 2; i++) {
+          const c = await client(l.addr);
+          c.sock.pause();
+          pairs.push({ c, s: await nextSocket(it), body: pattern(total, i * 7) });
+        }
+        for (let off = 0; off < total;) {
+          for (const { s, body } of pairs) {
+            // A small "head", then a large "body" part, as responses go.
+            const sizes = [150, 20_000 + (off % 50_000)];
+            let at = off;
+            for (const n of sizes) {
+              s.write(body.subarray(at, Math.min(at + n, total)));
+              at = Math.min(at + n, total);
+            }
+          }
+          off = Math.min(off + 150 + 20_000 + (off % 50_000), total);
+          if (off % 3 === 0) await sleep(0);
+        }
+        await sleep(100);
+        for (const { c } of pairs) c.sock.resume();
+        for (const [i, { c, s }] of pairs.entries()) {
+          await c.bytes(total);
+          assert.equal(checkPattern(c.data(), i * 7), -1, `socket ${i}`);
+          s.destroy();
+          c.sock.destroy();
+        }
+      });
+    });
+
     test("64 MiB to a slow reader arrives complete and in order", { timeout: 20_000 }, async () => {
       await withListener(rt, async (l, it) => {
         const total = 64 * 1024 * 1024;

@@ -54,23 +54,33 @@ export class OutputQueue {
    * Removes and returns the next thing to write: one buffer as is when it is
    * large or alone, otherwise consecutive small ones (under `SMALL_LIMIT`)
    * concatenated until `SMALL_LIMIT` is reached, because each write call
-   * costs far more than copying a few KiB. Returns `undefined` when empty.
+   * costs far more than copying a few KiB. With `scratch`, consecutive
+   * buffers of any size that fit in it together are copied into it instead
+   * (a head and its 64 KiB body: one send, one packet) and a view of it is
+   * returned. Returns `undefined` when empty.
    */
-  take(): Uint8Array | undefined {
+  take(scratch?: Uint8Array): Uint8Array | undefined {
     const items = this.#items;
     if (this.#head >= items.length) return undefined;
     const first = items[this.#head];
     let end = this.#head + 1;
     let total = first.byteLength;
-    while (total < SMALL_LIMIT && end < items.length && items[end].byteLength < SMALL_LIMIT) {
-      total += items[end].byteLength;
-      end++;
+    if (scratch !== undefined) {
+      while (end < items.length && total + items[end].byteLength <= scratch.byteLength) {
+        total += items[end].byteLength;
+        end++;
+      }
+    } else {
+      while (total < SMALL_LIMIT && end < items.length && items[end].byteLength < SMALL_LIMIT) {
+        total += items[end].byteLength;
+        end++;
+      }
     }
     let out: Uint8Array;
     if (end === this.#head + 1) {
       out = first;
     } else {
-      out = new Uint8Array(total);
+      out = scratch === undefined ? new Uint8Array(total) : scratch.subarray(0, total);
       let off = 0;
       for (let i = this.#head; i < end; i++) {
         out.set(items[i], off);
