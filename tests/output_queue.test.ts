@@ -2,7 +2,7 @@
 // passed through untouched (never copied), order is kept.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { OutputQueue, SMALL_LIMIT } from "../src/runtime/shared.ts";
+import { OutputQueue, SCRATCH_LEAD, SMALL_LIMIT } from "../src/runtime/shared.ts";
 
 const filled = (n: number, v: number) => new Uint8Array(n).fill(v);
 
@@ -45,9 +45,9 @@ test("unshift puts a partly written tail back in front", () => {
   assert.deepEqual(q.take(), filled(5, 2));
 });
 
-test("with a scratch buffer, buffers of any size that fit together are merged into it", () => {
+test("with a scratch buffer, a head and the large body after it are merged into it", () => {
   const q = new OutputQueue();
-  const scratch = new Uint8Array(70_000);
+  const scratch = new Uint8Array(SCRATCH_LEAD + 70_000);
   const head = filled(150, 1);
   const body = filled(65_536, 2);
   const next = filled(10_000, 3);
@@ -56,10 +56,29 @@ test("with a scratch buffer, buffers of any size that fit together are merged in
   q.push(next);
   const merged = q.take(scratch)!;
   assert.equal(merged.buffer, scratch.buffer, "merged in the scratch buffer");
-  assert.equal(merged.byteLength, 150 + 65_536, "only what fits");
+  assert.ok(q.usedScratch);
+  assert.equal(merged.byteLength, 150 + 65_536, "one large buffer at most");
+  assert.equal(merged.byteOffset + 150, SCRATCH_LEAD, "the large one at SCRATCH_LEAD");
   assert.equal(merged[149], 1);
   assert.equal(merged[150], 2);
   assert.equal(q.take(scratch), next, "alone: handed out as it is");
+  assert.ok(!q.usedScratch);
   assert.equal(q.take(scratch), undefined);
   assert.equal(q.bytes, 0);
+});
+
+test("with a scratch buffer, small ones are concatenated in it; a large one too big stays apart", () => {
+  const q = new OutputQueue();
+  const scratch = new Uint8Array(SCRATCH_LEAD + 1000);
+  for (let i = 0; i < 3; i++) q.push(filled(100, i + 1));
+  const big = filled(SMALL_LIMIT, 9);
+  q.push(big);
+  const merged = q.take(scratch)!;
+  assert.ok(q.usedScratch);
+  assert.deepEqual(
+    [...merged.subarray(0, 300)].filter((b, i) => b !== Math.floor(i / 100) + 1),
+    [],
+  );
+  assert.equal(merged.byteLength, 300, "the large one does not fit after SCRATCH_LEAD");
+  assert.equal(q.take(scratch), big);
 });

@@ -7,7 +7,15 @@
 
 import { chmodSync } from "node:fs";
 import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
-import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import {
+  AcceptGate,
+  BaseSocket,
+  bindError,
+  formatAddr,
+  OutputQueue,
+  SCRATCH_LEAD,
+  toError,
+} from "./shared.ts";
 import { removeIfSocket } from "./unix_socket.ts";
 
 /** The part of Bun's socket this adapter uses. */
@@ -59,10 +67,13 @@ let flushQueued = false;
 /**
  * What a flush sends is merged into this one buffer (Bun's write is
  * synchronous, so one serves every socket): a head and its body go out in
- * one send instead of two, and the merge allocates nothing. A part Bun does
- * not take is copied out before the next flush can reuse it.
+ * one send instead of two, and the merge allocates nothing. A socket whose
+ * send Bun took only partly holds it until the rest is sent (copying the
+ * rest out instead would cost more than the merge saves on a busy stream);
+ * meanwhile the others send their buffers as they are.
  */
-const scratch = new Uint8Array(128 * 1024);
+const scratch = new Uint8Array(SCRATCH_LEAD + 128 * 1024);
+let scratchHolder: BunSocket | null = null;
 
 function flushAll(): void {
   flushQueued = false;
@@ -88,6 +99,12 @@ class BunSocket extends BaseSocket {
   #out: OutputQueue | undefined;
   #scheduled = false;
   #waitingDrain = false;
+  /**
+   * A send was only partly taken since the client last sent bytes: a
+   * response streaming to a slower reader, where merging only adds a copy
+   * (measured: +40% CPU on a 100 MiB stream in 64 KiB chunks).
+   */
+  #congested = false;
   constructor(sock: BunRawSocket, localAddr: Addr) {
     super();
     this.#sock = sock;
@@ -155,9 +172,15 @@ class BunSocket extends BaseSocket {
     }
     const out = this.#out;
     if (out === undefined) return undefined;
-    const chunk = out.take(scratch);
+    const merge = scratchHolder === null && !this.#congested;
+    const chunk = out.take(merge ? scratch : undefined);
+    if (out.usedScratch) scratchHolder = this;
     if (out.length === 0) this.#out = undefined;
     return chunk;
+  }
+
+  #releaseScratch(): void {
+    if (scratchHolder === this) scratchHolder = null;
   }
 
   #flush(): void {
@@ -173,11 +196,12 @@ class BunSocket extends BaseSocket {
       }
       if (n < chunk.byteLength) {
         // Bun dropped the rest; keep it and retry when Bun says drain.
-        const rest = n === 0 ? chunk : chunk.subarray(n);
-        this.#current = rest.buffer === scratch.buffer ? rest.slice() : rest;
+        this.#current = n === 0 ? chunk : chunk.subarray(n);
         this.#waitingDrain = true;
+        this.#congested = true;
         return;
       }
+      this.#releaseScratch();
       chunk = this.#next();
     }
     this._flushed();
@@ -199,6 +223,7 @@ class BunSocket extends BaseSocket {
    * plain Uint8Arrays when they reach the app.
    */
   bunData(chunk: Uint8Array): void {
+    this.#congested = false;
     this._data(chunk);
   }
 
@@ -228,6 +253,7 @@ class BunSocket extends BaseSocket {
   }
 
   protected rawClose(): void {
+    this.#releaseScratch();
     this.#out = undefined;
     this.#one = undefined;
     this.#current = undefined;
