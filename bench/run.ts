@@ -19,8 +19,8 @@ const HELP = `usage: deno run -A bench/run.ts [flags]
                        a hello keep-alive, b pipelined, c 64 KiB, d 100 MiB down/up,
                        e idle connections RSS, f JSON router app
   --duration=5         seconds per measured wrk run (whole seconds)
-  --warmup=1           seconds of wrk warm-up per run, 0 for none (d: one unmeasured transfer)
-  --runs=3             measured runs per cell (the median is reported)
+  --warmup=3           seconds of wrk warm-up per run, 0 for none (d: one unmeasured transfer)
+  --runs=5             measured runs per cell (the median is reported)
   --connections=50     wrk connections for a, b, c, f
   --pipeline=16        requests per write in b
   --idle=10000         connections held open in e
@@ -82,8 +82,8 @@ function seconds(name: string, fallback: number, least: number): number {
   return value;
 }
 const DURATION = seconds("duration", 5, 1);
-const WARMUP = seconds("warmup", 1, 0);
-const RUNS = Math.round(num("runs", 3));
+const WARMUP = seconds("warmup", 3, 0);
+const RUNS = Math.round(num("runs", 5));
 const CONNECTIONS = Math.round(num("connections", 50));
 const PIPELINE = Math.round(num("pipeline", 16));
 let IDLE = Math.round(num("idle", 10000));
