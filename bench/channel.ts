@@ -5,11 +5,10 @@
  * @module
  */
 import process from "node:process";
-import { resolveOptions } from "../src/adjustments.ts";
-import { Channel, type ChannelOwner } from "../src/channel.ts";
-import { TaskRunner } from "../src/runner.ts";
+import { Channel } from "../src/channel.ts";
 import type { Addr, Socket, SocketHandler } from "../src/runtime/types.ts";
 import type { Handler } from "../src/task.ts";
+import { channelOwner } from "../tests/helpers/channel_owner.ts";
 
 const REQUEST = "GET /hello?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: bench/1.0\r\n" +
   "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n";
@@ -63,15 +62,8 @@ async function run(name: string, handler: Handler): Promise<void> {
 }
 
 async function round(handler: Handler): Promise<{ us: number; cpu: number; writes: number }> {
-  const adj = resolveOptions({ logger: { info() {}, warn() {}, error: console.error } });
-  const owner: ChannelOwner = {
-    adj,
-    runner: new TaskRunner(adj.maxConcurrency, adj.logger),
-    handler,
-    channelClosed() {},
-  };
   const socket = new MemorySocket();
-  const channel = new Channel(owner, socket);
+  const channel = new Channel(channelOwner(handler), socket);
   channel.start();
   const batch = new TextEncoder().encode(REQUEST.repeat(DEPTH));
   // One batch to learn how many bytes DEPTH responses take.

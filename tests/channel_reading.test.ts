@@ -5,11 +5,10 @@
 // lets every one of them be answered.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { resolveOptions } from "../src/adjustments.ts";
-import { Channel, type ChannelOwner } from "../src/channel.ts";
-import { TaskRunner } from "../src/runner.ts";
+import { Channel } from "../src/channel.ts";
 import type { Addr, Socket, SocketHandler } from "../src/runtime/types.ts";
 import type { Handler } from "../src/task.ts";
+import { channelOwner } from "./helpers/channel_owner.ts";
 
 class RecordingSocket implements Socket {
   readonly remoteAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 50000 };
@@ -41,15 +40,8 @@ class RecordingSocket implements Socket {
 }
 
 function open(handler: Handler): RecordingSocket {
-  const adj = resolveOptions({ logger: { info() {}, warn() {}, error: console.error } });
-  const owner: ChannelOwner = {
-    adj,
-    runner: new TaskRunner(adj.maxConcurrency, adj.logger),
-    handler,
-    channelClosed() {},
-  };
   const socket = new RecordingSocket();
-  new Channel(owner, socket).start();
+  new Channel(channelOwner(handler), socket).start();
   return socket;
 }
 
