@@ -68,9 +68,8 @@ let flushQueued = false;
  * What a flush sends is merged into this one buffer (Bun's write is
  * synchronous, so one serves every socket): a head and its body go out in
  * one send instead of two, and the merge allocates nothing. A socket whose
- * send Bun took only partly holds it until the rest is sent (copying the
- * rest out instead would cost more than the merge saves on a busy stream);
- * meanwhile the others send their buffers as they are.
+ * send Bun took only partly holds it until the rest is sent, so the rest is
+ * never copied out; meanwhile the others send their buffers as they are.
  */
 const scratch = new Uint8Array(SCRATCH_LEAD + 128 * 1024);
 let scratchHolder: BunSocket | null = null;
