@@ -108,3 +108,30 @@ test("a FIN behind pipelined requests and a body: every request is answered, the
   assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3"]);
   assert.ok(socket.ended, "the connection ends after the last response");
 });
+
+test("apps that answer at once: a pipelined batch stops at Connection: close, a throw is a 500", async () => {
+  const socket = open((request: Request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/boom") throw new Error("app failed");
+    return new Response(path);
+  });
+  socket.handler.onData(
+    bytes(
+      get("/1") + get("/boom") + get("/2") +
+        "GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + get("/4"),
+    ),
+  );
+  for (let i = 0; i < 20 && !socket.ended; i++) await settle();
+  const statuses = [...socket.out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+  // The 500 closes the connection: nothing after /boom is answered.
+  assert.deepEqual(statuses, ["200", "500"]);
+  assert.ok(socket.ended);
+
+  const second = open((request: Request) => new Response(new URL(request.url).pathname));
+  second.handler.onData(
+    bytes(get("/1") + "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + get("/3")),
+  );
+  for (let i = 0; i < 20 && !second.ended; i++) await settle();
+  assert.deepEqual(bodies(second.out), ["/1", "/2"]);
+  assert.ok(second.ended);
+});
