@@ -418,7 +418,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   /**
    * Reads while the parser needs bytes. Pauses only once a read arrived that
    * it could not use yet, and held bytes remain: memory stays bounded by two
-   * reads, and pipelined requests that came in one read (the usual case)
+   * reads (three where the adapter keeps one read outstanding while paused),
+   * and pipelined requests that came in one read (the usual case)
    * cost no pause/resume, which are syscalls on some runtimes. A read left
    * pending also notices a client that goes away.
    */
