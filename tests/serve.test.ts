@@ -159,6 +159,35 @@ describe("serve: pipelining and lookahead", () => {
     });
   }
 
+  test("a client that pipelines 64 MiB behind a slow request is pushed back, not buffered", {
+    timeout: 20_000,
+  }, async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await withServer(
+      async () => {
+        await gate;
+        return new Response("x");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        const request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        c.send(request.repeat((64 * 1024 * 1024) / request.length));
+        await sleep(300);
+        // Were the server reading it all into memory, the client's queue
+        // would be empty by now; the kernel buffers hold a few MiB at most.
+        assert.ok(
+          c.socket.writableLength > 32 * 1024 * 1024,
+          `client still holds ${c.socket.writableLength} bytes`,
+        );
+        release();
+        await c.responses(1);
+        c.socket.destroy();
+      },
+    );
+  });
+
   test("a parse error is answered after earlier responses, then the connection closes", async () => {
     await withServer(hello, {}, async (port) => {
       const text = await exchange(
