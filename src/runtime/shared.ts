@@ -84,7 +84,6 @@ export class OutputQueue {
     let at = 0; // where the result starts in scratch
     if (
       scratch !== undefined && total <= SCRATCH_LEAD && end < items.length &&
-      items[end - 1].byteLength < SMALL_LIMIT &&
       items[end].byteLength <= scratch.byteLength - SCRATCH_LEAD
     ) {
       at = SCRATCH_LEAD - total;
