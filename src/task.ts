@@ -113,7 +113,7 @@ export class Task {
   bodyBytes = 0;
   /** The response head has been queued. */
   responseStarted = false;
-  /** run() has completed (set before its promise settles). */
+  /** The exchange is over: set before `run()` returns, or before its promise settles. */
   finished = false;
   /** Made when the app first asks for a signal (most never do). */
   #abort: AbortController | null = null;
