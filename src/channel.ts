@@ -6,7 +6,7 @@
  * @module
  */
 import type { Adjustments } from "./adjustments.ts";
-import { type ParseError, RequestParser } from "./parser.ts";
+import type { ParseError, ParserPool, RequestParser } from "./parser.ts";
 import type { TaskRunner } from "./runner.ts";
 import type { Addr, Socket, SocketHandler } from "./runtime/types.ts";
 import { type ExchangeHost, type Handler, Task } from "./task.ts";
@@ -23,23 +23,38 @@ export const MIN_BODY_RATE = 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 const RESOLVED = Promise.resolve();
 
+/**
+ * `#tasks` and `#out` while empty, so that an idle connection holds no
+ * arrays. Frozen: a push that forgot to replace it throws.
+ */
+const NONE: never[] = Object.freeze([]) as never[];
+
 /** What a channel needs from its server. */
 export interface ChannelOwner {
   readonly adj: Adjustments;
   readonly runner: TaskRunner;
   readonly handler: Handler;
+  /** Parsers with the server's limits, shared by its connections. */
+  readonly parsers: ParserPool;
   /** Called once when the connection is closed. */
   channelClosed(channel: Channel): void;
 }
 
+/**
+ * Time spent waiting for body bytes the app asked for (ms), since when it
+ * waits (0: not waiting), and the bytes that came.
+ */
+interface BodyWait {
+  ms: number;
+  since: number;
+  bytes: number;
+}
+
 /** One HTTP/1.1 connection. */
 export class Channel implements SocketHandler, ExchangeHost {
-  readonly adj: Adjustments;
-  readonly runner: TaskRunner;
-  readonly handler: Handler;
-  readonly remoteAddr: Addr;
-  readonly localAddr: Addr;
   closed = false;
+  /** Where the server lists this connection (see `SlotList`). */
+  slot = -1;
 
   /** No further requests will be read: the current response is the last. */
   get closing(): boolean {
@@ -51,14 +66,13 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** When the head being received started (ms), or 0. */
   headStartedAt = 0;
 
-  #parser: RequestParser;
+  /** Taken from the pool when bytes arrive, given back at rest: an idle connection holds none. */
+  #parser: RequestParser | null = null;
   /** Requests parsed and not yet answered; tasks[0] is being served. */
-  #tasks: Task[] = [];
+  #tasks: Task[] = NONE;
   /** The task whose body the parser is reading, if any. */
   #reading: Task | null = null;
-  #out: Uint8Array[] = [];
-  #spareOut: Uint8Array[] = [];
-  #outBytes = 0;
+  #out: Uint8Array[] = NONE;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** No more requests are read: finish what is queued, then close. */
   #closing = false;
@@ -67,22 +81,28 @@ export class Channel implements SocketHandler, ExchangeHost {
   #overfed = false;
   #peerEnded = false;
   #drainWaiters: Array<() => void> | null = null;
-  /** Time spent waiting for body bytes the app asked for (ms), and since when. */
-  #bodyWaitMs = 0;
-  #bodyWaitSince = 0;
-  #bodyWaitBytes = 0;
+  /** How the body being read arrives, for the slow-body rule; made when one starts. */
+  #bodyWait: BodyWait | null = null;
   #pumping = false;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {
-    this.adj = owner.adj;
-    this.runner = owner.runner;
-    this.handler = owner.handler;
-    this.remoteAddr = socket.remoteAddr;
-    this.localAddr = socket.localAddr;
-    this.#parser = new RequestParser({
-      maxRequestHeaderSize: this.adj.maxRequestHeaderSize,
-      maxRequestBodySize: this.adj.maxRequestBodySize,
-    });
+  }
+
+  // Read through, not copied: an idle connection's every field counts.
+  get adj(): Adjustments {
+    return this.owner.adj;
+  }
+  get runner(): TaskRunner {
+    return this.owner.runner;
+  }
+  get handler(): Handler {
+    return this.owner.handler;
+  }
+  get remoteAddr(): Addr {
+    return this.socket.remoteAddr;
+  }
+  get localAddr(): Addr {
+    return this.socket.localAddr;
   }
 
   /** Starts reading from the socket. */
@@ -101,7 +121,7 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
     if (!this.#wantBytes()) this.#overfed = true;
-    this.#parser.push(chunk);
+    (this.#parser ??= this.owner.parsers.take()).push(chunk);
     this.#pump();
   }
 
@@ -128,9 +148,10 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
     for (const task of this.#tasks) task.abort();
     this.#reading?.abort();
-    this.#tasks = [];
+    this.#tasks = NONE;
     this.#reading = null;
-    this.#out = [];
+    this.#out = NONE;
+    this.#parser = null;
     this.#wakeDrainWaiters();
     this.owner.channelClosed(this);
   }
@@ -139,8 +160,8 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   write(bytes: Uint8Array): void {
     if (this.closed) return;
+    if (this.#out === NONE) this.#out = [];
     this.#out.push(bytes);
-    this.#outBytes += bytes.byteLength;
   }
 
   flush(): void {
@@ -148,17 +169,13 @@ export class Channel implements SocketHandler, ExchangeHost {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = undefined;
     }
-    if (this.#outBytes === 0 || this.closed) return;
-    // Two lists swapped, so that a flush allocates none (the socket keeps
-    // the buffers, not the list).
+    if (this.#out === NONE || this.closed) return;
     const parts = this.#out;
-    this.#out = this.#spareOut;
-    this.#outBytes = 0;
+    this.#out = NONE;
     this.lastActivity = Date.now();
-    // The socket coalesces small buffers into one send and passes large ones as they are.
+    // The socket coalesces small buffers into one send and passes large ones
+    // as they are.
     for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]);
-    parts.length = 0;
-    this.#spareOut = parts;
   }
 
   drained(): Promise<void> {
@@ -174,7 +191,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   wantBody(): void {
-    if (this.#bodyWaitSince === 0) this.#bodyWaitSince = Date.now();
+    const wait = this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 };
+    if (wait.since === 0) wait.since = Date.now();
     this.#pump();
   }
 
@@ -194,9 +212,10 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length === 0 && now - this.lastActivity > limit) {
       return this.#timedOut("idle");
     }
-    if (this.#reading?.pullPending && this.#bodyWaitSince !== 0) {
-      const waited = this.#bodyWaitMs + (now - this.#bodyWaitSince);
-      if (waited > limit && (this.#bodyWaitBytes * 1000) / waited < MIN_BODY_RATE) {
+    const wait = this.#bodyWait;
+    if (this.#reading?.pullPending && wait !== null && wait.since !== 0) {
+      const waited = wait.ms + (now - wait.since);
+      if (waited > limit && (wait.bytes * 1000) / waited < MIN_BODY_RATE) {
         return this.#timedOut("request body slower than the minimum rate");
       }
     }
@@ -231,17 +250,23 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   #pump(): void {
     if (this.#pumping || this.closed) return;
+    const parser = this.#parser;
+    if (parser === null) return;
     this.#pumping = true;
     try {
-      this.#parse();
+      this.#parse(parser);
     } finally {
       this.#pumping = false;
+    }
+    if (this.#tasks.length === 0 && this.#reading === null && parser.atRest) {
+      this.#tasks = NONE;
+      this.#parser = null;
+      this.owner.parsers.give(parser);
     }
     this.#updateReading();
   }
 
-  #parse(): void {
-    const parser = this.#parser;
+  #parse(parser: RequestParser): void {
     for (;;) {
       const reading = this.#reading;
       if (reading) {
@@ -257,7 +282,7 @@ export class Channel implements SocketHandler, ExchangeHost {
           return;
         }
         if (event.kind === "body") {
-          this.#bodyWaitBytes += event.data.byteLength;
+          (this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 }).bytes += event.data.byteLength;
           reading.deliver(event.data);
           this.#bodyProgress();
           if (reading.draining && reading.closeAfter) {
@@ -270,10 +295,7 @@ export class Channel implements SocketHandler, ExchangeHost {
         } else if (event.kind === "end") {
           reading.endBody();
           this.#reading = null;
-          this.#bodyProgress();
-          this.#bodyWaitMs = 0;
-          this.#bodyWaitBytes = 0;
-          this.#bodyWaitSince = 0;
+          this.#bodyWait = null;
           // A drained body that ends after its response may complete a close
           // decision. A client's FIN alone does not end the connection here:
           // requests after this body may still wait in the parser.
@@ -314,10 +336,11 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #bodyProgress(): void {
-    if (this.#bodyWaitSince !== 0) {
+    const wait = this.#bodyWait;
+    if (wait !== null && wait.since !== 0) {
       const now = Date.now();
-      this.#bodyWaitMs += now - this.#bodyWaitSince;
-      this.#bodyWaitSince = this.#reading?.pullPending ? now : 0;
+      wait.ms += now - wait.since;
+      wait.since = this.#reading?.pullPending ? now : 0;
     }
   }
 
@@ -328,6 +351,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #enqueue(task: Task): void {
+    if (this.#tasks === NONE) this.#tasks = [];
     this.#tasks.push(task);
     if (this.#tasks.length === 1) this.#startNext();
   }
@@ -373,7 +397,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (task.closeAfter) {
       this.#closing = true;
       for (const dropped of this.#tasks) dropped.abort();
-      this.#tasks = [];
+      this.#tasks = NONE;
       this.#reading = null;
       this.#maybeFinish();
       return;
@@ -431,7 +455,7 @@ export class Channel implements SocketHandler, ExchangeHost {
         this.#paused = false;
         this.socket.resume();
       }
-    } else if (this.#overfed && !this.#paused && this.#parser.buffered > 0) {
+    } else if (this.#overfed && !this.#paused && (this.#parser?.buffered ?? 0) > 0) {
       this.#paused = true;
       this.socket.pause();
     }

@@ -672,6 +672,15 @@ export class RequestParser {
     }
   }
 
+  /**
+   * Nothing of a next request has arrived (not even empty lines), so the
+   * parser holds no state of this connection and may serve another.
+   */
+  get atRest(): boolean {
+    return this.phase === P_HEAD && this.pos === this.buf.length && this.queued === 0 &&
+      !this.gotRequestLine && this.skipped === 0;
+  }
+
   /** Bytes pushed but not yet consumed by next(). */
   get buffered(): number {
     return this.buf.length - this.pos + this.queued;
@@ -1364,4 +1373,30 @@ function checkFieldLine(b: Uint8Array, s: number, e: number): string | null {
     if (VALUE[b[i]] === 0) return "Trailer field contains a control character";
   }
   return null;
+}
+
+/**
+ * Parsers kept for reuse, so that an idle keep-alive connection holds none:
+ * a connection takes one when bytes arrive and gives it back at rest.
+ */
+export class ParserPool {
+  readonly #limits: ParserLimits;
+  readonly #free: RequestParser[] = [];
+  readonly #max: number;
+
+  /** A pool of parsers enforcing `limits`, keeping at most `max` spare ones. */
+  constructor(limits: ParserLimits, max = 1024) {
+    this.#limits = limits;
+    this.#max = max;
+  }
+
+  /** A parser at rest. */
+  take(): RequestParser {
+    return this.#free.pop() ?? new RequestParser(this.#limits);
+  }
+
+  /** Takes back a parser that is `atRest` (one that is not is dropped). */
+  give(parser: RequestParser): void {
+    if (parser.atRest && this.#free.length < this.#max) this.#free.push(parser);
+  }
 }

@@ -5,6 +5,8 @@
  */
 import { type Adjustments, type Options, resolveOptions } from "./adjustments.ts";
 import { Channel, type ChannelOwner } from "./channel.ts";
+import { SlotList } from "./connections.ts";
+import { ParserPool } from "./parser.ts";
 import { TaskRunner } from "./runner.ts";
 import { detectRuntime } from "./runtime/mod.ts";
 import type { Addr, Listener, Socket } from "./runtime/types.ts";
@@ -39,11 +41,12 @@ class HttpServer implements Server, ChannelOwner {
   readonly adj: Adjustments;
   readonly runner: TaskRunner;
   readonly handler: Handler;
+  readonly parsers: ParserPool;
   readonly ready: Promise<void>;
   readonly finished: Promise<void>;
 
   #listeners: Listener[] = [];
-  #channels = new Set<Channel>();
+  #channels = new SlotList<Channel>();
   #accepting = true;
   #running = false;
   #closing: Promise<void> | null = null;
@@ -56,6 +59,7 @@ class HttpServer implements Server, ChannelOwner {
     this.handler = toHandler(app);
     this.adj = resolveOptions(options);
     this.runner = new TaskRunner(this.adj.maxConcurrency, this.adj.logger);
+    this.parsers = new ParserPool(this.adj);
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
     this.ready = this.#bind();
     this.ready.catch(() => {}); // the caller learns of it through ready/run
@@ -145,7 +149,7 @@ class HttpServer implements Server, ChannelOwner {
 
   #maintain(): void {
     const now = Date.now();
-    for (const channel of this.#channels) channel.checkTimeouts(now);
+    this.#channels.forEach((channel) => channel.checkTimeouts(now));
   }
 
   close(options?: { timeout?: number }): Promise<void> {
@@ -153,12 +157,12 @@ class HttpServer implements Server, ChannelOwner {
     this.#closing = (async () => {
       await this.ready.catch(() => {});
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
-      for (const channel of this.#channels) channel.shutdown();
+      this.#channels.forEach((channel) => channel.shutdown());
       if (this.#channels.size === 0) this.#allClosed();
       const timeout = options?.timeout;
       if (timeout !== undefined && Number.isFinite(timeout)) {
         const timer = setTimeout(() => {
-          for (const channel of this.#channels) channel.destroy();
+          this.#channels.forEach((channel) => channel.destroy());
         }, Math.max(0, timeout));
         await this.finished;
         clearTimeout(timer);

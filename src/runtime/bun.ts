@@ -101,20 +101,15 @@ class BunSocket extends BaseSocket {
   constructor(sock: BunRawSocket, localAddr: Addr) {
     super();
     this.#sock = sock;
+    this.localAddr = localAddr;
     if (localAddr.transport === "unix") {
       this.remoteAddr = { transport: "unix", path: sock.remoteAddress ?? "" };
-      this.localAddr = localAddr;
     } else {
       this.remoteAddr = {
         transport: "tcp",
         // A peer that reset right after connecting may have no address left.
         hostname: sock.remoteAddress ?? "",
         port: sock.remotePort ?? 0,
-      };
-      this.localAddr = {
-        transport: "tcp",
-        hostname: sock.localAddress ?? localAddr.hostname,
-        port: sock.localPort ?? localAddr.port,
       };
       try {
         sock.setNoDelay?.(true);
@@ -261,6 +256,8 @@ class BunListener implements Listener {
   #raw: BunRawListener | undefined;
   #unixPath: string | undefined;
   #gate = new AcceptGate();
+  /** The last local address made: connections on the same one share it. */
+  #local: Addr | undefined;
 
   constructor(addr: Addr, unixPath: string | undefined) {
     this.addr = addr;
@@ -271,7 +268,7 @@ class BunListener implements Listener {
   handlers(): BunHandlers {
     return {
       open: (sock) => {
-        const s = new BunSocket(sock, this.addr);
+        const s = new BunSocket(sock, this.#localAddrOf(sock));
         sock.data = s;
         // Data before start() is held (and reading paused) by the base class.
         if (this.#gate.offer(s)) sock.pause();
@@ -282,6 +279,21 @@ class BunListener implements Listener {
       close: (sock, error) => sock.data?.bunClose(error),
       error: (sock, error) => sock.data?.bunClose(toError(error)),
     };
+  }
+
+  /**
+   * The address `sock` arrived on. One object serves every connection on the
+   * same address (an idle connection's state is small enough for that to
+   * matter), frozen since apps see it.
+   */
+  #localAddrOf(sock: BunRawSocket): Addr {
+    const addr = this.addr;
+    if (addr.transport === "unix") return addr;
+    const hostname = sock.localAddress ?? addr.hostname;
+    const port = sock.localPort ?? addr.port;
+    const last = this.#local;
+    if (last !== undefined && last.hostname === hostname && last.port === port) return last;
+    return this.#local = Object.freeze({ transport: "tcp", hostname, port });
   }
 
   /** Records Bun's listener once bound. */

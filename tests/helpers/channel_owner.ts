@@ -5,6 +5,7 @@
  */
 import { resolveOptions } from "../../src/adjustments.ts";
 import type { ChannelOwner } from "../../src/channel.ts";
+import { ParserPool } from "../../src/parser.ts";
 import { TaskRunner } from "../../src/runner.ts";
 import type { Handler } from "../../src/task.ts";
 
@@ -15,6 +16,7 @@ export function channelOwner(handler: Handler): ChannelOwner {
     adj,
     runner: new TaskRunner(adj.maxConcurrency, adj.logger),
     handler,
+    parsers: new ParserPool(adj),
     channelClosed() {},
   };
 }
