@@ -13,10 +13,12 @@ import {
   bindError,
   formatAddr,
   OutputQueue,
+  OWN_FLAGS,
   SCRATCH_LEAD,
   toError,
 } from "./shared.ts";
 import { removeIfSocket } from "./unix_socket.ts";
+import { isIPv4 } from "../adjustments.ts";
 
 /** The part of Bun's socket this adapter uses. */
 interface BunRawSocket {
@@ -83,6 +85,11 @@ function flushAll(): void {
   spareList = list;
 }
 
+/** Queued for the end-of-turn flush. */
+const SCHEDULED = OWN_FLAGS;
+/** Bun took a send only partly: the rest waits for its drain. */
+const WAITING_DRAIN = OWN_FLAGS * 2;
+
 /** One accepted Bun connection. */
 class BunSocket extends BaseSocket {
   readonly remoteAddr: Addr;
@@ -96,8 +103,6 @@ class BunSocket extends BaseSocket {
   #current: Uint8Array | undefined;
   #one: Uint8Array | undefined;
   #out: OutputQueue | undefined;
-  #scheduled = false;
-  #waitingDrain = false;
   constructor(sock: BunRawSocket, localAddr: Addr) {
     super();
     this.#sock = sock;
@@ -134,9 +139,9 @@ class BunSocket extends BaseSocket {
       }
       out.push(data);
     }
-    if (!this.#scheduled && !this.#waitingDrain) {
+    if ((this.flags & (SCHEDULED | WAITING_DRAIN)) === 0) {
       // Coalesce every write made in this turn into one send.
-      this.#scheduled = true;
+      this.flags |= SCHEDULED;
       flushList.push(this);
       if (!flushQueued) {
         flushQueued = true;
@@ -147,7 +152,7 @@ class BunSocket extends BaseSocket {
 
   /** The end-of-turn flush (see `flushAll`). */
   flushNow(): void {
-    this.#scheduled = false;
+    this.flags &= ~SCHEDULED;
     this.#flush();
   }
 
@@ -171,7 +176,7 @@ class BunSocket extends BaseSocket {
   }
 
   #flush(): void {
-    if (this.isClosed || this.#waitingDrain) return;
+    if ((this.flags & WAITING_DRAIN) !== 0 || this.isClosed) return;
     const sock = this.#sock;
     let chunk = this.#current ?? this.#next();
     this.#current = undefined;
@@ -184,7 +189,7 @@ class BunSocket extends BaseSocket {
       if (n < chunk.byteLength) {
         // Bun dropped the rest; keep it and retry when Bun says drain.
         this.#current = n === 0 ? chunk : chunk.subarray(n);
-        this.#waitingDrain = true;
+        this.flags |= WAITING_DRAIN;
         return;
       }
       this.#releaseScratch();
@@ -197,8 +202,8 @@ class BunSocket extends BaseSocket {
   bunDrain(): void {
     // Bun also fires drain spuriously (around pause/resume); only a drain
     // we are waiting for means anything.
-    if (!this.#waitingDrain) return;
-    this.#waitingDrain = false;
+    if ((this.flags & WAITING_DRAIN) === 0) return;
+    this.flags &= ~WAITING_DRAIN;
     this.#flush();
   }
 
@@ -242,7 +247,7 @@ class BunSocket extends BaseSocket {
     this.#out = undefined;
     this.#one = undefined;
     this.#current = undefined;
-    this.#waitingDrain = false;
+    this.flags &= ~WAITING_DRAIN;
     try {
       // end(), not terminate(): everything we wrote still goes out, then FIN.
       this.#sock.end();
@@ -289,7 +294,12 @@ class BunListener implements Listener {
   #localAddrOf(sock: BunRawSocket): Addr {
     const addr = this.addr;
     if (addr.transport === "unix") return addr;
-    const hostname = sock.localAddress ?? addr.hostname;
+    // Not asked when the listener's own address says it: Bun keeps the
+    // string it makes, 32 bytes more for every connection.
+    const hostname =
+      addr.hostname !== undefined && isIPv4(addr.hostname) && addr.hostname !== "0.0.0.0"
+        ? addr.hostname
+        : sock.localAddress ?? addr.hostname;
     const port = sock.localPort ?? addr.port;
     const last = this.#local;
     if (last !== undefined && last.hostname === hostname && last.port === port) return last;

@@ -131,6 +131,20 @@ export class OutputQueue {
 
 const EMPTY = new Uint8Array(0);
 
+// BaseSocket's flags.
+const CLOSED = 1;
+const PAUSED = 2;
+/** The peer sent its FIN. */
+const PEER_ENDED = 4;
+/** `end()` was called: output is being flushed before the half-close. */
+const ENDING = 8;
+const LINGERING = 16;
+/** A FIN arrived while paused and waits for `resume`. */
+const HELD_END = 32;
+const CLOSE_DELIVERED = 64;
+/** The first flag bit a `BaseSocket` subclass may use. */
+export const OWN_FLAGS = 256;
+
 /**
  * The runtime-independent half of a socket: owns the handler and delivers
  * events in order and at most once. Subclasses feed it with `_data`, `_end`
@@ -146,28 +160,30 @@ export abstract class BaseSocket implements Socket {
   abstract readonly pendingBytes: number;
 
   protected handler: SocketHandler | undefined;
+  /**
+   * The flags below, in one field (an idle connection's every field counts);
+   * subclasses may use the bits from `OWN_FLAGS` up.
+   */
+  protected flags = PAUSED;
+
   /** Closed for good: no more events except the one onClose. */
-  protected isClosed = false;
-  /** The owner asked for no data (pause) or has not started yet. */
-  protected isPaused = true;
-  /** The peer sent its FIN. */
-  protected peerEnded = false;
-  /** `end()` was called: output is being flushed before the half-close. */
-  protected isEnding = false;
+  protected get isClosed(): boolean {
+    return (this.flags & CLOSED) !== 0;
+  }
   /** The half-close was sent; inbound bytes are now discarded. */
-  protected isLingering = false;
+  protected get isLingering(): boolean {
+    return (this.flags & LINGERING) !== 0;
+  }
 
   /** Chunks that arrived while paused; allocated only when that happens. */
   #held: Uint8Array[] | undefined;
-  #heldEnd = false;
   #closeError: Error | undefined;
-  #closeDelivered = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #lingerMs = DEFAULT_LINGER_MS;
 
   /** Data or a FIN arrived while paused and waits for `resume`. */
   protected get isHolding(): boolean {
-    return this.#held !== undefined || this.#heldEnd;
+    return this.#held !== undefined || (this.flags & HELD_END) !== 0;
   }
 
   /** True once closed (by either side). */
@@ -189,39 +205,39 @@ export abstract class BaseSocket implements Socket {
 
   /** Stops delivering onData; the runtime stops reading. */
   pause(): void {
-    if (this.isPaused || this.isClosed) return;
-    this.isPaused = true;
+    if ((this.flags & (PAUSED | CLOSED)) !== 0) return;
+    this.flags |= PAUSED;
     if (!this.isLingering) this.rawPause();
   }
 
   /** Resumes delivering onData, first what arrived while paused. */
   resume(): void {
-    if (!this.isPaused || this.isClosed || !this.handler) return;
-    this.isPaused = false;
+    if ((this.flags & (PAUSED | CLOSED)) !== PAUSED || !this.handler) return;
+    this.flags &= ~PAUSED;
     const handler = this.handler;
     let held = this.#held;
-    while (held !== undefined && !this.isPaused && !this.isClosed) {
+    while (held !== undefined && (this.flags & (PAUSED | CLOSED)) === 0) {
       const chunk = held.shift()!;
       if (held.length === 0) this.#held = undefined;
       handler.onData(chunk);
       held = this.#held;
     }
-    if (this.isPaused || this.isClosed) return;
-    if (this.#heldEnd) {
-      this.#heldEnd = false;
+    if ((this.flags & (PAUSED | CLOSED)) !== 0) return;
+    if ((this.flags & HELD_END) !== 0) {
+      this.flags &= ~HELD_END;
       handler.onEnd();
       return;
     }
-    if (!this.peerEnded && !this.isLingering) this.rawResume();
+    if ((this.flags & (PEER_ENDED | LINGERING)) === 0) this.rawResume();
   }
 
   /** Graceful close: flush, half-close, drain the peer for up to lingerMs, close. */
   end(lingerMs: number = DEFAULT_LINGER_MS): void {
-    if (this.isClosed || this.isEnding) return;
-    this.isEnding = true;
+    if ((this.flags & (CLOSED | ENDING)) !== 0) return;
+    this.flags |= ENDING;
     this.#lingerMs = lingerMs;
     this.#held = undefined;
-    this.#heldEnd = false;
+    this.flags &= ~HELD_END;
     if (this.pendingBytes === 0) this._flushed();
   }
 
@@ -253,8 +269,8 @@ export abstract class BaseSocket implements Socket {
 
   /** Subclass: bytes arrived (owned by us). */
   protected _data(chunk: Uint8Array): void {
-    if (this.isClosed || this.isLingering || this.isEnding) return;
-    if (this.isPaused) {
+    if ((this.flags & (CLOSED | LINGERING | ENDING)) !== 0) return;
+    if ((this.flags & PAUSED) !== 0) {
       (this.#held ??= []).push(chunk);
       this.rawPause();
       return;
@@ -264,15 +280,15 @@ export abstract class BaseSocket implements Socket {
 
   /** Subclass: the peer sent FIN. */
   protected _end(): void {
-    if (this.isClosed || this.peerEnded) return;
-    this.peerEnded = true;
-    if (this.isLingering) {
+    if ((this.flags & (CLOSED | PEER_ENDED)) !== 0) return;
+    this.flags |= PEER_ENDED;
+    if ((this.flags & LINGERING) !== 0) {
       this._close();
       return;
     }
-    if (this.isEnding) return;
-    if (this.isPaused) {
-      this.#heldEnd = true;
+    if ((this.flags & ENDING) !== 0) return;
+    if ((this.flags & PAUSED) !== 0) {
+      this.flags |= HELD_END;
       return;
     }
     this.handler!.onEnd();
@@ -284,15 +300,15 @@ export abstract class BaseSocket implements Socket {
    */
   protected _flushed(): void {
     if (this.isClosed) return;
-    if (!this.isEnding) {
+    if ((this.flags & ENDING) === 0) {
       this.handler?.onDrain();
       return;
     }
-    if (this.isLingering) return;
-    this.isLingering = true;
+    if ((this.flags & LINGERING) !== 0) return;
+    this.flags |= LINGERING;
     this.rawHalfClose();
     if (this.isClosed) return;
-    if (this.peerEnded || this.#lingerMs <= 0) {
+    if ((this.flags & PEER_ENDED) !== 0 || this.#lingerMs <= 0) {
       this._close();
       return;
     }
@@ -308,8 +324,8 @@ export abstract class BaseSocket implements Socket {
    * after reading its response) and are not reported.
    */
   protected _close(error?: Error): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
+    if ((this.flags & CLOSED) !== 0) return;
+    this.flags |= CLOSED;
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
     this.#held = undefined;
@@ -319,8 +335,8 @@ export abstract class BaseSocket implements Socket {
   }
 
   #deliverClose(): void {
-    if (this.#closeDelivered) return;
-    this.#closeDelivered = true;
+    if ((this.flags & CLOSE_DELIVERED) !== 0) return;
+    this.flags |= CLOSE_DELIVERED;
     this.handler!.onClose(this.#closeError);
   }
 }
