@@ -6,38 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Channel } from "../src/channel.ts";
-import type { Addr, Socket, SocketHandler } from "../src/runtime/types.ts";
 import type { Handler } from "../src/task.ts";
 import { channelOwner } from "./helpers/channel_owner.ts";
-
-class RecordingSocket implements Socket {
-  readonly remoteAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 50000 };
-  readonly localAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 8080 };
-  readonly pendingBytes = 0;
-  closed = false;
-  ended = false;
-  handler!: SocketHandler;
-  events: string[] = [];
-  out = "";
-  start(handler: SocketHandler): void {
-    this.handler = handler;
-  }
-  write(data: Uint8Array): void {
-    this.out += new TextDecoder("latin1").decode(data);
-  }
-  pause(): void {
-    this.events.push("pause");
-  }
-  resume(): void {
-    this.events.push("resume");
-  }
-  end(): void {
-    this.ended = true;
-  }
-  destroy(): void {
-    this.closed = true;
-  }
-}
+import { RecordingSocket } from "./helpers/recording_socket.ts";
 
 function open(handler: Handler): RecordingSocket {
   const socket = new RecordingSocket();
