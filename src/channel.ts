@@ -29,6 +29,40 @@ const RESOLVED = Promise.resolve();
  */
 const NONE: never[] = Object.freeze([]) as never[];
 
+// A channel's flags, bits of one field (an idle connection's every field counts).
+const CLOSED = 1;
+/** No more requests are read: finish what is queued, then close. */
+const CLOSING = 2;
+const PAUSED = 4;
+/** Bytes arrived while none were wanted: the next such read pauses. */
+const OVERFED = 8;
+const PEER_ENDED = 16;
+const PUMPING = 32;
+/** Output waits for the flush of the next macrotask (see `deferFlush`). */
+const FLUSH_DUE = 64;
+
+/**
+ * Channels whose output is flushed on the next macrotask: one timer serves
+ * all of them (a timer costs microseconds on Deno).
+ */
+let deferred: Channel[] = [];
+let deferredTimerSet = false;
+
+function deferFlush(channel: Channel): void {
+  deferred.push(channel);
+  if (!deferredTimerSet) {
+    deferredTimerSet = true;
+    setTimeout(flushDeferred, 0);
+  }
+}
+
+function flushDeferred(): void {
+  deferredTimerSet = false;
+  const list = deferred;
+  deferred = [];
+  for (let i = 0; i < list.length; i++) list[i].flushDue();
+}
+
 /** What a channel needs from its server. */
 export interface ChannelOwner {
   readonly adj: Adjustments;
@@ -52,13 +86,18 @@ interface BodyWait {
 
 /** One HTTP/1.1 connection. */
 export class Channel implements SocketHandler, ExchangeHost {
-  closed = false;
+  #flags = 0;
   /** Where the server lists this connection (see `SlotList`). */
   slot = -1;
 
   /** No further requests will be read: the current response is the last. */
   get closing(): boolean {
-    return this.#closing;
+    return this.#is(CLOSING);
+  }
+
+  /** The connection is gone: nothing is written any more. */
+  get closed(): boolean {
+    return this.#is(CLOSED);
   }
 
   /** Last time bytes moved in either direction (ms). */
@@ -73,17 +112,9 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** The task whose body the parser is reading, if any. */
   #reading: Task | null = null;
   #out: Uint8Array[] = NONE;
-  #flushTimer: ReturnType<typeof setTimeout> | undefined;
-  /** No more requests are read: finish what is queued, then close. */
-  #closing = false;
-  #paused = false;
-  /** Bytes arrived while none were wanted: the next such read pauses. */
-  #overfed = false;
-  #peerEnded = false;
   #drainWaiters: Array<() => void> | null = null;
   /** How the body being read arrives, for the slow-body rule; made when one starts. */
   #bodyWait: BodyWait | null = null;
-  #pumping = false;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {
   }
@@ -105,6 +136,23 @@ export class Channel implements SocketHandler, ExchangeHost {
     return this.socket.localAddr;
   }
 
+  #is(flag: number): boolean {
+    return (this.#flags & flag) !== 0;
+  }
+
+  #mark(flag: number): void {
+    this.#flags |= flag;
+  }
+
+  #unmark(flag: number): void {
+    this.#flags &= ~flag;
+  }
+
+  /** The deferred flush (see `deferFlush`), unless a flush came first. */
+  flushDue(): void {
+    if (this.#is(FLUSH_DUE)) this.flush();
+  }
+
   /** Starts reading from the socket. */
   start(): void {
     this.socket.start(this);
@@ -116,11 +164,11 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.lastActivity = Date.now();
     // After a close decision nothing more is processed, but the body of the
     // request being answered still is.
-    if (this.#closing && this.#reading === null) return;
+    if (this.#is(CLOSING) && this.#reading === null) return;
     if (this.#tasks.length === 0 && this.#reading === null && this.headStartedAt === 0) {
       this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
-    if (!this.#wantBytes()) this.#overfed = true;
+    if (!this.#wantBytes()) this.#mark(OVERFED);
     (this.#parser ??= this.owner.parsers.take()).push(chunk);
     this.#pump();
   }
@@ -128,7 +176,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   onEnd(): void {
     // The client sent all it will send. Requests received before its FIN are
     // still answered, in order; then the connection closes.
-    this.#peerEnded = true;
+    this.#mark(PEER_ENDED);
     this.#pump();
     this.#maybeFinish();
   }
@@ -140,9 +188,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   onClose(error?: Error): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.#flushTimer);
+    if (this.#is(CLOSED)) return;
+    this.#mark(CLOSED);
     if (error && this.adj.logSocketErrors) {
       this.adj.logger.warn(`Socket error on ${describeAddr(this.remoteAddr)}: ${error.message}`);
     }
@@ -159,17 +206,14 @@ export class Channel implements SocketHandler, ExchangeHost {
   // --- ExchangeHost: what tasks call ---------------------------------------
 
   write(bytes: Uint8Array): void {
-    if (this.closed) return;
+    if (this.#is(CLOSED)) return;
     if (this.#out === NONE) this.#out = [];
     this.#out.push(bytes);
   }
 
   flush(): void {
-    if (this.#flushTimer !== undefined) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
-    }
-    if (this.#out === NONE || this.closed) return;
+    this.#unmark(FLUSH_DUE);
+    if (this.#out === NONE || this.#is(CLOSED)) return;
     const parts = this.#out;
     this.#out = NONE;
     this.lastActivity = Date.now();
@@ -179,13 +223,15 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   drained(): Promise<void> {
-    if (this.closed || this.socket.pendingBytes <= this.adj.outbufHighWatermark) return RESOLVED;
+    if (this.#is(CLOSED) || this.socket.pendingBytes <= this.adj.outbufHighWatermark) {
+      return RESOLVED;
+    }
     return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   sendContinue(): void {
     // Never a 100 once the request was rejected or the connection is closing.
-    if (this.closed || this.#tasks[0]?.error) return;
+    if (this.#is(CLOSED) || this.#tasks[0]?.error) return;
     this.flush();
     this.socket.write(CONTINUE);
   }
@@ -204,7 +250,7 @@ export class Channel implements SocketHandler, ExchangeHost {
    * or a client that stopped reading. Called by the server's timer.
    */
   checkTimeouts(now: number): void {
-    if (this.closed) return;
+    if (this.#is(CLOSED)) return;
     const limit = this.adj.channelTimeout * 1000;
     if (this.headStartedAt !== 0 && now - this.headStartedAt > limit) {
       return this.#timedOut("request head not complete within channelTimeout");
@@ -234,7 +280,7 @@ export class Channel implements SocketHandler, ExchangeHost {
    * otherwise after the queued responses.
    */
   shutdown(): void {
-    this.#closing = true;
+    this.#mark(CLOSING);
     if (this.#tasks.length === 0) {
       this.flush();
       this.socket.end(0);
@@ -249,14 +295,14 @@ export class Channel implements SocketHandler, ExchangeHost {
   // --- the core loop ----------------------------------------------------------
 
   #pump(): void {
-    if (this.#pumping || this.closed) return;
+    if (this.#is(PUMPING) || this.#is(CLOSED)) return;
     const parser = this.#parser;
     if (parser === null) return;
-    this.#pumping = true;
+    this.#mark(PUMPING);
     try {
       this.#parse(parser);
     } finally {
-      this.#pumping = false;
+      this.#unmark(PUMPING);
     }
     if (this.#tasks.length === 0 && this.#reading === null && parser.atRest) {
       this.#tasks = NONE;
@@ -273,10 +319,10 @@ export class Channel implements SocketHandler, ExchangeHost {
         if (!reading.pullPending && !reading.draining) return;
         const event = parser.next();
         if (event === null) {
-          if (this.#peerEnded) {
+          if (this.#is(PEER_ENDED)) {
             // The rest of this body can no longer come.
             this.#reading = null;
-            this.#closing = true;
+            this.#mark(CLOSING);
             reading.failBody(new Error("the client closed before the body was complete"));
           }
           return;
@@ -288,7 +334,7 @@ export class Channel implements SocketHandler, ExchangeHost {
           if (reading.draining && reading.closeAfter) {
             // Too much unread body: stop reading it and close after the response.
             this.#reading = null;
-            this.#closing = true;
+            this.#mark(CLOSING);
             this.#maybeFinish();
             return;
           }
@@ -299,18 +345,20 @@ export class Channel implements SocketHandler, ExchangeHost {
           // A drained body that ends after its response may complete a close
           // decision. A client's FIN alone does not end the connection here:
           // requests after this body may still wait in the parser.
-          if (reading.draining && this.#tasks[0] !== reading && this.#closing) this.#maybeFinish();
+          if (reading.draining && this.#tasks[0] !== reading && this.#is(CLOSING)) {
+            this.#maybeFinish();
+          }
         } else if (event.kind === "error") {
           this.#reading = null;
           reading.failBody(event.error);
-          this.#closing = true;
+          this.#mark(CLOSING);
           // A task that already answered closes the connection; else it answers the error.
           this.#maybeFinish();
           return;
         }
         continue;
       }
-      if (this.#closing) return;
+      if (this.#is(CLOSING)) return;
       if (this.#tasks.length > this.adj.channelRequestLookahead) return;
       const event = parser.next();
       if (event === null) {
@@ -325,7 +373,7 @@ export class Channel implements SocketHandler, ExchangeHost {
         this.#enqueue(task);
         if (!event.head.keepAlive) {
           // Nothing after a request that closes the connection is processed.
-          this.#closing = true;
+          this.#mark(CLOSING);
         }
       } else if (event.kind === "error") {
         this.#rejectRequest(event.error);
@@ -345,7 +393,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #rejectRequest(error: ParseError): void {
-    this.#closing = true;
+    this.#mark(CLOSING);
     this.headStartedAt = 0;
     this.#enqueue(new Task(this, null, error));
   }
@@ -379,7 +427,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #taskDone(task: Task): void {
-    if (this.closed) return;
+    if (this.#is(CLOSED)) return;
     this.#tasks.shift();
     if (task.aborted) {
       this.flush();
@@ -395,7 +443,7 @@ export class Channel implements SocketHandler, ExchangeHost {
       }
     }
     if (task.closeAfter) {
-      this.#closing = true;
+      this.#mark(CLOSING);
       for (const dropped of this.#tasks) dropped.abort();
       this.#tasks = NONE;
       this.#reading = null;
@@ -408,11 +456,9 @@ export class Channel implements SocketHandler, ExchangeHost {
       // Batch pipelined responses: flush with the next one when it is done
       // already (its own turn comes within this macrotask), else on the next
       // macrotask (a timer costs microseconds on Deno: set only then).
-      if (!this.#tasks[0].finished) {
-        this.#flushTimer ??= setTimeout(() => {
-          this.#flushTimer = undefined;
-          this.flush();
-        }, 0);
+      if (!this.#tasks[0].finished && !this.#is(FLUSH_DUE)) {
+        this.#mark(FLUSH_DUE);
+        deferFlush(this);
       }
       return;
     }
@@ -425,10 +471,10 @@ export class Channel implements SocketHandler, ExchangeHost {
    * in service and output is handed over.
    */
   #maybeFinish(): void {
-    if (this.closed || !(this.#closing || this.#peerEnded)) return;
+    if (this.#is(CLOSED) || !(this.#is(CLOSING) || this.#is(PEER_ENDED))) return;
     if (this.#tasks.length > 0) return;
     this.flush();
-    this.socket.end(this.#peerEnded ? 0 : LINGER_MS);
+    this.socket.end(this.#is(PEER_ENDED) ? 0 : LINGER_MS);
   }
 
   /** The parser can use more bytes now. */
@@ -436,7 +482,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     const reading = this.#reading;
     return reading
       ? reading.pullPending || reading.draining
-      : !this.#closing && this.#tasks.length <= this.adj.channelRequestLookahead;
+      : !this.#is(CLOSING) && this.#tasks.length <= this.adj.channelRequestLookahead;
   }
 
   /**
@@ -448,15 +494,15 @@ export class Channel implements SocketHandler, ExchangeHost {
    * pending also notices a client that goes away.
    */
   #updateReading(): void {
-    if (this.closed) return;
+    if (this.#is(CLOSED)) return;
     if (this.#wantBytes()) {
-      this.#overfed = false;
-      if (this.#paused) {
-        this.#paused = false;
+      this.#unmark(OVERFED);
+      if (this.#is(PAUSED)) {
+        this.#unmark(PAUSED);
         this.socket.resume();
       }
-    } else if (this.#overfed && !this.#paused && (this.#parser?.buffered ?? 0) > 0) {
-      this.#paused = true;
+    } else if (this.#is(OVERFED) && !this.#is(PAUSED) && (this.#parser?.buffered ?? 0) > 0) {
+      this.#mark(PAUSED);
       this.socket.pause();
     }
   }

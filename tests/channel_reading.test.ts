@@ -2,7 +2,8 @@
 // records pause/resume. Pipelined requests that came in one read are served
 // without a pause; a read that arrives while nothing can be parsed pauses,
 // so held bytes stay bounded; a FIN that comes with pipelined requests still
-// lets every one of them be answered.
+// lets every one of them be answered; a finished response waits for the
+// next one at most until the next macrotask.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Channel } from "../src/channel.ts";
@@ -105,4 +106,23 @@ test("apps that answer at once: a pipelined batch stops at Connection: close, a 
   for (let i = 0; i < 20 && !second.ended; i++) await settle();
   assert.deepEqual(bodies(second.out), ["/1", "/2"]);
   assert.ok(second.ended);
+});
+
+test("a finished response waits for the one behind it only until the next macrotask, on every connection", async () => {
+  let open2!: () => void;
+  const gate = new Promise<void>((resolve) => (open2 = resolve));
+  const app: Handler = async (request: Request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/slow") await gate;
+    return new Response(path);
+  };
+  const sockets = [open(app), open(app), open(app)];
+  for (const socket of sockets) socket.handler.onData(bytes(get("/fast") + get("/slow")));
+  await Promise.resolve();
+  for (const socket of sockets) assert.equal(socket.out, "", "held for a response done at once");
+  await settle();
+  for (const socket of sockets) assert.deepEqual(bodies(socket.out), ["/fast"]);
+  open2();
+  await settle();
+  for (const socket of sockets) assert.deepEqual(bodies(socket.out), ["/fast", "/slow"]);
 });
