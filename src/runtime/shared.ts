@@ -145,6 +145,15 @@ const CLOSE_DELIVERED = 64;
 /** The first flag bit a `BaseSocket` subclass may use. */
 export const OWN_FLAGS = 256;
 
+type GoneHook = (socket: BaseSocket) => void;
+
+/**
+ * `BaseSocket.onGone` hooks, kept aside: few sockets are ever held by a
+ * listener, and a field would cost every connection 8 bytes, enough to
+ * move a Bun socket to a larger allocation size.
+ */
+const goneHooks = new WeakMap<BaseSocket, GoneHook>();
+
 /**
  * The runtime-independent half of a socket: owns the handler and delivers
  * events in order and at most once. Subclasses feed it with `_data`, `_end`
@@ -247,7 +256,13 @@ export abstract class BaseSocket implements Socket {
   }
 
   /** Set by a listener holding this socket: called when it closes. */
-  onGone: ((socket: BaseSocket) => void) | undefined;
+  get onGone(): GoneHook | undefined {
+    return goneHooks.get(this);
+  }
+  set onGone(hook: GoneHook | undefined) {
+    if (hook) goneHooks.set(this, hook);
+    else goneHooks.delete(this);
+  }
 
   /** Closes a socket that was never handed out. */
   discard(): void {
