@@ -237,7 +237,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   wantBody(): void {
-    const wait = this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 };
+    const wait = this.#wait();
     if (wait.since === 0) wait.since = Date.now();
     this.#pump();
   }
@@ -328,7 +328,7 @@ export class Channel implements SocketHandler, ExchangeHost {
           return;
         }
         if (event.kind === "body") {
-          (this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 }).bytes += event.data.byteLength;
+          this.#wait().bytes += event.data.byteLength;
           reading.deliver(event.data);
           this.#bodyProgress();
           if (reading.draining && reading.closeAfter) {
@@ -381,6 +381,11 @@ export class Channel implements SocketHandler, ExchangeHost {
       }
       // "end" right after a bodiless head: nothing to do.
     }
+  }
+
+  /** The slow-body record of the body being read, made when first needed. */
+  #wait(): BodyWait {
+    return this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 };
   }
 
   #bodyProgress(): void {
