@@ -388,8 +388,8 @@ function applyValues(
     // An obfuscated or missing port (RFC 7239 "_x", none) is left out rather
     // than keeping the proxy's own port next to the client's address.
     remoteAddr = clientPort !== undefined && isPort(clientPort.trim())
-      ? { transport: "tcp", hostname, port: Number(clientPort.trim()) }
-      : { transport: "tcp", hostname };
+      ? Object.freeze({ transport: "tcp", hostname, port: Number(clientPort.trim()) })
+      : Object.freeze({ transport: "tcp", hostname });
   }
   return { scheme, authority, remoteAddr };
 }

@@ -31,9 +31,9 @@ export type Handler = (request: Request, info: RequestInfo) => Response | Promis
 
 /** What the app gets besides the Request. */
 export interface RequestInfo {
-  /** The peer, or the client named by a trusted proxy. */
+  /** The peer, or the client named by a trusted proxy (frozen). */
   remoteAddr: Addr;
-  /** The address the connection arrived on. */
+  /** The address the connection arrived on (frozen: connections may share it). */
   localAddr: Addr;
   /** `urlScheme`, or the scheme a trusted proxy reported. */
   scheme: "http" | "https";

@@ -63,6 +63,8 @@ describe("serve: basics", () => {
           scriptName: info.scriptName,
           pathInfo: info.pathInfo,
           aborted: info.signal.aborted,
+          // Frozen on every runtime (Bun shares one local address object between connections).
+          frozen: Object.isFrozen(info.remoteAddr) && Object.isFrozen(info.localAddr),
         };
         return new Response("ok");
       },
@@ -78,6 +80,7 @@ describe("serve: basics", () => {
           scriptName: "/app",
           pathInfo: "/x/y",
           aborted: false,
+          frozen: true,
         });
         c.send("GET /other HTTP/1.1\r\nHost: h\r\n\r\n");
         const rs = await c.responses(2);

@@ -108,14 +108,14 @@ class BunSocket extends BaseSocket {
     this.#sock = sock;
     this.localAddr = localAddr;
     if (localAddr.transport === "unix") {
-      this.remoteAddr = { transport: "unix", path: sock.remoteAddress ?? "" };
+      this.remoteAddr = Object.freeze({ transport: "unix", path: sock.remoteAddress ?? "" });
     } else {
-      this.remoteAddr = {
+      this.remoteAddr = Object.freeze({
         transport: "tcp",
         // A peer that reset right after connecting may have no address left.
         hostname: sock.remoteAddress ?? "",
         port: sock.remotePort ?? 0,
-      };
+      });
       try {
         sock.setNoDelay?.(true);
       } catch { /* closed already; close arrives next */ }
@@ -351,7 +351,7 @@ export const bunRuntime: Runtime = {
 function listenNow(spec: ListenSpec): Listener {
   const isUnix = spec.transport === "unix";
   const addr: Addr = isUnix
-    ? { transport: "unix", path: spec.path }
+    ? Object.freeze({ transport: "unix", path: spec.path })
     : { transport: "tcp", hostname: spec.hostname, port: spec.port };
   const listener = new BunListener(addr, isUnix ? spec.path : undefined);
   const common = { allowHalfOpen: true, socket: listener.handlers() };

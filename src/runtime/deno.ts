@@ -21,12 +21,12 @@ type Conn = Deno.Conn;
 /** Converts a Deno address to ours (unix peers have a null path). */
 function toAddr(addr: Deno.Addr): Addr {
   if (addr.transport === "tcp" || addr.transport === "udp") {
-    return { transport: "tcp", hostname: addr.hostname, port: addr.port };
+    return Object.freeze({ transport: "tcp", hostname: addr.hostname, port: addr.port });
   }
   if (addr.transport === "unix" || addr.transport === "unixpacket") {
-    return { transport: "unix", path: addr.path ?? "" };
+    return Object.freeze({ transport: "unix", path: addr.path ?? "" });
   }
-  return { transport: "tcp" };
+  return Object.freeze({ transport: "tcp" });
 }
 
 const RESOLVED = Promise.resolve();

@@ -20,17 +20,24 @@ class NodeSocket extends BaseSocket {
   #scheduled = false;
   /** Writes handed to node whose callback has not run yet. */
   #writing = 0;
-  /** Called when this socket closes, so the listener can forget it. */
 
   constructor(sock: NetSocket, listenAddr: Addr) {
     super();
     this.#sock = sock;
     if (listenAddr.transport === "unix") {
-      this.remoteAddr = { transport: "unix", path: "" };
+      this.remoteAddr = Object.freeze({ transport: "unix", path: "" });
       this.localAddr = listenAddr;
     } else {
-      this.remoteAddr = { transport: "tcp", hostname: sock.remoteAddress, port: sock.remotePort };
-      this.localAddr = { transport: "tcp", hostname: sock.localAddress, port: sock.localPort };
+      this.remoteAddr = Object.freeze({
+        transport: "tcp",
+        hostname: sock.remoteAddress,
+        port: sock.remotePort,
+      });
+      this.localAddr = Object.freeze({
+        transport: "tcp",
+        hostname: sock.localAddress,
+        port: sock.localPort,
+      });
       sock.setNoDelay(true);
     }
     // Explicitly paused, or adding the "data" listener would start reading
@@ -157,7 +164,7 @@ export const nodeRuntime: Runtime = {
         server.on("error", () => {});
         let addr: Addr;
         if (spec.transport === "unix") {
-          addr = { transport: "unix", path: spec.path };
+          addr = Object.freeze({ transport: "unix", path: spec.path });
           if (spec.perms !== undefined) {
             try {
               chmodSync(spec.path, spec.perms);
