@@ -116,8 +116,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** How the body being read arrives, for the slow-body rule; made when one starts. */
   #bodyWait: BodyWait | null = null;
 
-  constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {
-  }
+  constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {}
 
   // Read through, not copied: an idle connection's every field counts.
   get adj(): Adjustments {
