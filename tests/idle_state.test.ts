@@ -98,6 +98,15 @@ describe("idle connections hold no parser", () => {
   });
 });
 
+/** A parser given `text`, whose first event is checked to be of `kind` (null: none yet). */
+function fedParser(text: string, kind: string | null): RequestParser {
+  const parser = new RequestParser(LIMITS);
+  parser.push(bytes(text));
+  const event = parser.next();
+  assert.equal(event === null ? null : event.kind, kind);
+  return parser;
+}
+
 describe("ParserPool", () => {
   test("takes back only parsers at rest, and hands them out again", () => {
     const pool = new ParserPool(LIMITS, 2);
@@ -110,21 +119,15 @@ describe("ParserPool", () => {
     pool.give(p);
     assert.equal(pool.take(), p);
 
-    const partial = new RequestParser(LIMITS);
-    partial.push(bytes("GET"));
-    assert.equal(partial.next(), null);
+    const partial = fedParser("GET", null);
     assert.equal(partial.atRest, false);
     pool.give(partial);
     assert.notEqual(pool.take(), partial);
 
-    const crlf = new RequestParser(LIMITS);
-    crlf.push(bytes("\r\n"));
-    assert.equal(crlf.next(), null);
+    const crlf = fedParser("\r\n", null);
     assert.equal(crlf.atRest, false, "skipped empty lines count toward the limit");
 
-    const failed = new RequestParser(LIMITS);
-    failed.push(bytes("BAD\r\n\r\n"));
-    assert.equal(failed.next()?.kind, "error");
+    const failed = fedParser("BAD\r\n\r\n", "error");
     assert.equal(failed.atRest, false);
   });
 
