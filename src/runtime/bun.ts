@@ -263,6 +263,8 @@ class BunListener implements Listener {
   #gate = new AcceptGate();
   /** The last local address made: connections on the same one share it. */
   #local: Addr | undefined;
+  /** Every connection's local address, when the listener's says it (a specific IPv4 one). */
+  #fixedLocal: Addr | undefined;
 
   constructor(addr: Addr, unixPath: string | undefined) {
     this.addr = addr;
@@ -294,12 +296,10 @@ class BunListener implements Listener {
   #localAddrOf(sock: BunRawSocket): Addr {
     const addr = this.addr;
     if (addr.transport === "unix") return addr;
-    // Not asked when the listener's own address says it: Bun keeps the
-    // string it makes, 32 bytes more for every connection.
-    const hostname =
-      addr.hostname !== undefined && isIPv4(addr.hostname) && addr.hostname !== "0.0.0.0"
-        ? addr.hostname
-        : sock.localAddress ?? addr.hostname;
+    // Bun keeps the string it makes, 32 bytes more for every connection: ask
+    // only when the listener's own address does not say it.
+    if (this.#fixedLocal !== undefined) return this.#fixedLocal;
+    const hostname = sock.localAddress ?? addr.hostname;
     const port = sock.localPort ?? addr.port;
     const last = this.#local;
     if (last !== undefined && last.hostname === hostname && last.port === port) return last;
@@ -310,7 +310,11 @@ class BunListener implements Listener {
   bound(raw: BunRawListener): void {
     this.#raw = raw;
     if (this.addr.transport === "tcp") {
-      this.addr = { transport: "tcp", hostname: this.addr.hostname, port: raw.port };
+      const hostname = this.addr.hostname;
+      this.addr = { transport: "tcp", hostname, port: raw.port };
+      if (hostname !== undefined && isIPv4(hostname) && hostname !== "0.0.0.0") {
+        this.#fixedLocal = Object.freeze({ transport: "tcp", hostname, port: raw.port });
+      }
     }
   }
 
