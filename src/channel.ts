@@ -21,7 +21,6 @@ const LINGER_MS = 2000;
 export const MIN_BODY_RATE = 1024;
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
-const RESOLVED = Promise.resolve();
 
 /**
  * `#tasks` and `#out` while empty, so that an idle connection holds no
@@ -29,7 +28,8 @@ const RESOLVED = Promise.resolve();
  */
 const NONE: never[] = Object.freeze([]) as never[];
 
-// A channel's flags, bits of one field (an idle connection's every field counts).
+// A channel's flags: the low bits of one field that also holds its slot
+// (an idle connection's every field counts).
 const CLOSED = 1;
 /** No more requests are read: finish what is queued, then close. */
 const CLOSING = 2;
@@ -40,6 +40,8 @@ const PEER_ENDED = 16;
 const PUMPING = 32;
 /** Output waits for the flush of the next macrotask (see `deferFlush`). */
 const FLUSH_DUE = 64;
+/** `#bits` holds the flags below this, and `slot + 1` times this. */
+const SLOT_UNIT = 128;
 
 /**
  * Channels whose output is flushed on the next macrotask: one timer serves
@@ -74,21 +76,18 @@ export interface ChannelOwner {
   channelClosed(channel: Channel): void;
 }
 
-/**
- * Time spent waiting for body bytes the app asked for (ms), since when it
- * waits (0: not waiting), and the bytes that came.
- */
-interface BodyWait {
-  ms: number;
-  since: number;
-  bytes: number;
-}
-
 /** One HTTP/1.1 connection. */
 export class Channel implements SocketHandler, ExchangeHost {
-  #flags = 0;
-  /** Where the server lists this connection (see `SlotList`). */
-  slot = -1;
+  /** The flags, and the slot (see `SLOT_UNIT`). */
+  #bits = 0;
+
+  /** Where the server lists this connection (see `SlotList`), or -1. */
+  get slot(): number {
+    return Math.floor(this.#bits / SLOT_UNIT) - 1;
+  }
+  set slot(slot: number) {
+    this.#bits = (slot + 1) * SLOT_UNIT + this.#bits % SLOT_UNIT;
+  }
 
   /** No further requests will be read: the current response is the last. */
   get closing(): boolean {
@@ -102,19 +101,18 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   /** Last time bytes moved in either direction (ms). */
   lastActivity = Date.now();
-  /** When the head being received started (ms), or 0. */
-  headStartedAt = 0;
 
-  /** Taken from the pool when bytes arrive, given back at rest: an idle connection holds none. */
+  /**
+   * Taken from the pool when bytes arrive, given back at rest: an idle
+   * connection holds none. It also keeps when the head being received
+   * started (a connection receiving one always holds a parser).
+   */
   #parser: RequestParser | null = null;
   /** Requests parsed and not yet answered; tasks[0] is being served. */
   #tasks: Task[] = NONE;
   /** The task whose body the parser is reading, if any. */
   #reading: Task | null = null;
   #out: Uint8Array[] = NONE;
-  #drainWaiters: Array<() => void> | null = null;
-  /** How the body being read arrives, for the slow-body rule; made when one starts. */
-  #bodyWait: BodyWait | null = null;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {}
 
@@ -135,16 +133,17 @@ export class Channel implements SocketHandler, ExchangeHost {
     return this.socket.localAddr;
   }
 
+  // Arithmetic, not `|=` and `&=`, which would cut `#bits` to 32 bits.
   #is(flag: number): boolean {
-    return (this.#flags & flag) !== 0;
+    return (this.#bits & flag) !== 0;
   }
 
   #mark(flag: number): void {
-    this.#flags |= flag;
+    if (!this.#is(flag)) this.#bits += flag;
   }
 
   #unmark(flag: number): void {
-    this.#flags &= ~flag;
+    if (this.#is(flag)) this.#bits -= flag;
   }
 
   /** The deferred flush (see `deferFlush`), unless a flush came first. */
@@ -164,11 +163,12 @@ export class Channel implements SocketHandler, ExchangeHost {
     // After a close decision nothing more is processed, but the body of the
     // request being answered still is.
     if (this.#is(CLOSING) && this.#reading === null) return;
-    if (this.#tasks.length === 0 && this.#reading === null && this.headStartedAt === 0) {
-      this.headStartedAt = this.lastActivity; // the head clock starts at its first byte
+    const parser = this.#parser ??= this.owner.parsers.take();
+    if (this.#tasks.length === 0 && this.#reading === null && parser.headStartedAt === 0) {
+      parser.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
     if (!this.#wantBytes()) this.#mark(OVERFED);
-    (this.#parser ??= this.owner.parsers.take()).push(chunk);
+    parser.push(chunk);
     this.#pump();
   }
 
@@ -182,7 +182,8 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   onDrain(): void {
     this.lastActivity = Date.now();
-    this.#wakeDrainWaiters();
+    // Only the task being served writes.
+    this.#tasks[0]?.outputDrained();
     this.#maybeFinish();
   }
 
@@ -198,7 +199,6 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#reading = null;
     this.#out = NONE;
     this.#parser = null;
-    this.#wakeDrainWaiters();
     this.owner.channelClosed(this);
   }
 
@@ -221,11 +221,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]);
   }
 
-  drained(): Promise<void> {
-    if (this.#is(CLOSED) || this.socket.pendingBytes <= this.adj.outbufHighWatermark) {
-      return RESOLVED;
-    }
-    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
+  get backedUp(): boolean {
+    return !this.#is(CLOSED) && this.socket.pendingBytes > this.adj.outbufHighWatermark;
   }
 
   sendContinue(): void {
@@ -236,8 +233,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   wantBody(): void {
-    const wait = this.#wait();
-    if (wait.since === 0) wait.since = Date.now();
+    const reading = this.#reading;
+    if (reading !== null && reading.bodyWaitSince === 0) reading.bodyWaitSince = Date.now();
     this.#pump();
   }
 
@@ -251,16 +248,17 @@ export class Channel implements SocketHandler, ExchangeHost {
   checkTimeouts(now: number): void {
     if (this.#is(CLOSED)) return;
     const limit = this.adj.channelTimeout * 1000;
-    if (this.headStartedAt !== 0 && now - this.headStartedAt > limit) {
+    const headStartedAt = this.#parser?.headStartedAt ?? 0;
+    if (headStartedAt !== 0 && now - headStartedAt > limit) {
       return this.#timedOut("request head not complete within channelTimeout");
     }
     if (this.#tasks.length === 0 && now - this.lastActivity > limit) {
       return this.#timedOut("idle");
     }
-    const wait = this.#bodyWait;
-    if (this.#reading?.pullPending && wait !== null && wait.since !== 0) {
-      const waited = wait.ms + (now - wait.since);
-      if (waited > limit && (wait.bytes * 1000) / waited < MIN_BODY_RATE) {
+    const reading = this.#reading;
+    if (reading?.pullPending && reading.bodyWaitSince !== 0) {
+      const waited = reading.bodyWaitMs + (now - reading.bodyWaitSince);
+      if (waited > limit && (reading.bodyBytes * 1000) / waited < MIN_BODY_RATE) {
         return this.#timedOut("request body slower than the minimum rate");
       }
     }
@@ -327,9 +325,8 @@ export class Channel implements SocketHandler, ExchangeHost {
           return;
         }
         if (event.kind === "body") {
-          this.#wait().bytes += event.data.byteLength;
           reading.deliver(event.data);
-          this.#bodyProgress();
+          bodyProgress(reading);
           if (reading.draining && reading.closeAfter) {
             // Too much unread body: stop reading it and close after the response.
             this.#reading = null;
@@ -340,7 +337,6 @@ export class Channel implements SocketHandler, ExchangeHost {
         } else if (event.kind === "end") {
           reading.endBody();
           this.#reading = null;
-          this.#bodyWait = null;
           // A drained body that ends after its response may complete a close
           // decision. A client's FIN alone does not end the connection here:
           // requests after this body may still wait in the parser.
@@ -361,12 +357,12 @@ export class Channel implements SocketHandler, ExchangeHost {
       if (this.#tasks.length > this.adj.channelRequestLookahead) return;
       const event = parser.next();
       if (event === null) {
-        if (parser.state === "idle") this.headStartedAt = 0;
-        else if (this.headStartedAt === 0) this.headStartedAt = Date.now();
+        if (parser.state === "idle") parser.headStartedAt = 0;
+        else if (parser.headStartedAt === 0) parser.headStartedAt = Date.now();
         return;
       }
+      parser.headStartedAt = 0;
       if (event.kind === "head") {
-        this.headStartedAt = 0;
         const task = new Task(this, event.head, null);
         if (task.bodyPending) this.#reading = task;
         this.#enqueue(task);
@@ -382,23 +378,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
   }
 
-  /** The slow-body record of the body being read, made when first needed. */
-  #wait(): BodyWait {
-    return this.#bodyWait ??= { ms: 0, since: 0, bytes: 0 };
-  }
-
-  #bodyProgress(): void {
-    const wait = this.#bodyWait;
-    if (wait !== null && wait.since !== 0) {
-      const now = Date.now();
-      wait.ms += now - wait.since;
-      wait.since = this.#reading?.pullPending ? now : 0;
-    }
-  }
-
   #rejectRequest(error: ParseError): void {
     this.#mark(CLOSING);
-    this.headStartedAt = 0;
     this.#enqueue(new Task(this, null, error));
   }
 
@@ -510,12 +491,14 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.socket.pause();
     }
   }
+}
 
-  #wakeDrainWaiters(): void {
-    const waiters = this.#drainWaiters;
-    if (waiters === null) return;
-    this.#drainWaiters = null;
-    for (const wake of waiters) wake();
+/** Body bytes reached `task`: the time it waited for them counts toward the slow-body rule. */
+function bodyProgress(task: Task): void {
+  if (task.bodyWaitSince !== 0) {
+    const now = Date.now();
+    task.bodyWaitMs += now - task.bodyWaitSince;
+    task.bodyWaitSince = task.pullPending ? now : 0;
   }
 }
 

@@ -593,6 +593,14 @@ const HEAD_DONE = -3;
  * events are views of them.
  */
 export class RequestParser {
+  /**
+   * Kept for the connection, which reads no parser state into it: when the
+   * head being received started (ms), or 0. Held here because a connection
+   * holds a parser exactly while it may be receiving a head, and an idle
+   * connection's every field counts. Zero in a parser from the pool.
+   */
+  headStartedAt = 0;
+
   private readonly maxHead: number;
   private readonly maxBody: number;
 
@@ -1397,6 +1405,9 @@ export class ParserPool {
 
   /** Takes back a parser that is `atRest` (one that is not is dropped). */
   give(parser: RequestParser): void {
-    if (parser.atRest && this.#free.length < this.#max) this.#free.push(parser);
+    if (parser.atRest && this.#free.length < this.#max) {
+      parser.headStartedAt = 0;
+      this.#free.push(parser);
+    }
   }
 }

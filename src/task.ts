@@ -79,8 +79,11 @@ export interface ExchangeHost {
   write(bytes: Uint8Array): void;
   /** Sends queued bytes now. */
   flush(): void;
-  /** Resolves once queued output is below `outbufHighWatermark`, or the connection closed. */
-  drained(): Promise<void>;
+  /**
+   * Queued output is above `outbufHighWatermark`: the task being served waits
+   * for its `outputDrained` before writing more.
+   */
+  readonly backedUp: boolean;
   /** Writes `100 Continue` now. */
   sendContinue(): void;
   /** The task wants request-body bytes (a pull is pending). */
@@ -111,6 +114,10 @@ export class Task {
   draining = false;
   /** Body bytes received so far (raw, decoded). */
   bodyBytes = 0;
+  /** Time spent waiting for body bytes the app asked for (ms), for the slow-body rule. */
+  bodyWaitMs = 0;
+  /** Since when the app waits for body bytes (ms), or 0. */
+  bodyWaitSince = 0;
   /** The response head has been queued. */
   responseStarted = false;
   /** The exchange is over: set before `run()` returns, or before its promise settles. */
@@ -127,6 +134,8 @@ export class Task {
   #bodyInUse = false;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #forcedError: ParseError | null = null;
+  /** Resumes a stream body that waits for the connection's output to drain. */
+  #wakeOnDrain: (() => void) | null = null;
 
   constructor(
     private readonly host: ExchangeHost,
@@ -194,6 +203,14 @@ export class Task {
     }
     this.failBody(new Error("client disconnected"));
     this.#reader?.cancel().catch(() => {});
+    this.outputDrained();
+  }
+
+  /** The connection's output went below its high watermark (or the connection closed). */
+  outputDrained(): void {
+    const wake = this.#wakeOnDrain;
+    this.#wakeOnDrain = null;
+    wake?.();
   }
 
   // --- request body, fed by the connection ---------------------------------
@@ -579,7 +596,7 @@ export class Task {
         more = out.emit(asBytes(r.value), false);
         host.flush();
         if (!more) break;
-        await host.drained();
+        if (host.backedUp) await new Promise<void>((wake) => this.#wakeOnDrain = wake);
         if (host.closed) return this.#cancel(reader);
         next = reader.read();
       }

@@ -85,6 +85,14 @@ function flushAll(): void {
   spareList = list;
 }
 
+/** A queue holding `first`, then `second`. */
+function queueOf(first: Uint8Array, second: Uint8Array): OutputQueue {
+  const queue = new OutputQueue();
+  queue.push(first);
+  queue.push(second);
+  return queue;
+}
+
 /** Queued for the end-of-turn flush. */
 const SCHEDULED = OWN_FLAGS;
 /** Bun took a send only partly: the rest waits for its drain. */
@@ -96,13 +104,11 @@ class BunSocket extends BaseSocket {
   readonly localAddr: Addr;
   #sock: BunRawSocket;
   /**
-   * Output in order: `#current`, the unwritten tail of the buffer Bun took
-   * only partly; then `#one`, a single queued buffer (the usual case); or
-   * `#out` once more than one is queued. Idle connections hold none of them.
+   * Output not yet sent, in order: one buffer (the usual case), or a queue
+   * once more than one waits. The tail of a send Bun took only partly goes
+   * back in front. Idle connections hold none.
    */
-  #current: Uint8Array | undefined;
-  #one: Uint8Array | undefined;
-  #out: OutputQueue | undefined;
+  #queued: Uint8Array | OutputQueue | undefined;
   constructor(sock: BunRawSocket, localAddr: Addr) {
     super();
     this.#sock = sock;
@@ -123,22 +129,17 @@ class BunSocket extends BaseSocket {
   }
 
   get pendingBytes(): number {
-    return (this.#current?.byteLength ?? 0) + (this.#one?.byteLength ?? 0) +
-      (this.#out?.bytes ?? 0);
+    const queued = this.#queued;
+    if (queued === undefined) return 0;
+    return queued instanceof OutputQueue ? queued.bytes : queued.byteLength;
   }
 
   write(data: Uint8Array): void {
     if (this.isClosed || this.isLingering || data.byteLength === 0) return;
-    if (this.#one === undefined && this.#out === undefined) {
-      this.#one = data;
-    } else {
-      const out = this.#out ??= new OutputQueue();
-      if (this.#one !== undefined) {
-        out.push(this.#one);
-        this.#one = undefined;
-      }
-      out.push(data);
-    }
+    const queued = this.#queued;
+    if (queued === undefined) this.#queued = data;
+    else if (queued instanceof OutputQueue) queued.push(data);
+    else this.#queued = queueOf(queued, data);
     if ((this.flags & (SCHEDULED | WAITING_DRAIN)) === 0) {
       // Coalesce every write made in this turn into one send.
       this.flags |= SCHEDULED;
@@ -158,17 +159,23 @@ class BunSocket extends BaseSocket {
 
   /** The next buffer to send, taken out of the queue. */
   #next(): Uint8Array | undefined {
-    const one = this.#one;
-    if (one !== undefined) {
-      this.#one = undefined;
-      return one;
+    const queued = this.#queued;
+    if (!(queued instanceof OutputQueue)) {
+      this.#queued = undefined;
+      return queued;
     }
-    const out = this.#out;
-    if (out === undefined) return undefined;
-    const chunk = out.take(scratchHolder === null ? scratch : undefined);
-    if (out.usedScratch) scratchHolder = this;
-    if (out.length === 0) this.#out = undefined;
+    const chunk = queued.take(scratchHolder === null ? scratch : undefined);
+    if (queued.usedScratch) scratchHolder = this;
+    if (queued.length === 0) this.#queued = undefined;
     return chunk;
+  }
+
+  /** Puts the unsent tail of a send back in front. */
+  #putBack(tail: Uint8Array): void {
+    const queued = this.#queued;
+    if (queued === undefined) this.#queued = tail;
+    else if (queued instanceof OutputQueue) queued.unshift(tail);
+    else this.#queued = queueOf(tail, queued);
   }
 
   #releaseScratch(): void {
@@ -178,8 +185,7 @@ class BunSocket extends BaseSocket {
   #flush(): void {
     if ((this.flags & WAITING_DRAIN) !== 0 || this.isClosed) return;
     const sock = this.#sock;
-    let chunk = this.#current ?? this.#next();
-    this.#current = undefined;
+    let chunk = this.#next();
     while (chunk !== undefined) {
       const n = sock.write(chunk);
       if (n < 0) {
@@ -188,7 +194,7 @@ class BunSocket extends BaseSocket {
       }
       if (n < chunk.byteLength) {
         // Bun dropped the rest; keep it and retry when Bun says drain.
-        this.#current = n === 0 ? chunk : chunk.subarray(n);
+        this.#putBack(n === 0 ? chunk : chunk.subarray(n));
         this.flags |= WAITING_DRAIN;
         return;
       }
@@ -244,9 +250,7 @@ class BunSocket extends BaseSocket {
 
   protected rawClose(): void {
     this.#releaseScratch();
-    this.#out = undefined;
-    this.#one = undefined;
-    this.#current = undefined;
+    this.#queued = undefined;
     this.flags &= ~WAITING_DRAIN;
     try {
       // end(), not terminate(): everything we wrote still goes out, then FIN.

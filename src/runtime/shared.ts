@@ -148,6 +148,17 @@ export const OWN_FLAGS = 256;
 type GoneHook = (socket: BaseSocket) => void;
 
 /**
+ * What only a closing socket needs, kept out of the socket itself (an idle
+ * connection's every field counts).
+ */
+interface Ending {
+  lingerMs: number;
+  lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The close's error, kept for a socket closed before `start`. */
+  closeError: Error | undefined;
+}
+
+/**
  * `BaseSocket.onGone` hooks, kept aside: few sockets are ever held by a
  * listener, and a field would cost every connection 8 bytes, enough to
  * move a Bun socket to a larger allocation size.
@@ -186,9 +197,8 @@ export abstract class BaseSocket implements Socket {
 
   /** Chunks that arrived while paused; allocated only when that happens. */
   #held: Uint8Array[] | undefined;
-  #closeError: Error | undefined;
-  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  #lingerMs = DEFAULT_LINGER_MS;
+  /** Made by `end()`, or by a close before `start`. */
+  #ending: Ending | undefined;
 
   /** Data or a FIN arrived while paused and waits for `resume`. */
   protected get isHolding(): boolean {
@@ -206,7 +216,7 @@ export abstract class BaseSocket implements Socket {
     this.handler = handler;
     if (this.isClosed) {
       // Closed before anyone listened: still owe exactly one onClose.
-      queueMicrotask(() => this.#deliverClose());
+      queueMicrotask(() => this.#deliverClose(this.#ending?.closeError));
       return;
     }
     this.resume();
@@ -244,7 +254,7 @@ export abstract class BaseSocket implements Socket {
   end(lingerMs: number = DEFAULT_LINGER_MS): void {
     if ((this.flags & (CLOSED | ENDING)) !== 0) return;
     this.flags |= ENDING;
-    this.#lingerMs = lingerMs;
+    this.#ending = { lingerMs, lingerTimer: undefined, closeError: undefined };
     this.#held = undefined;
     this.flags &= ~HELD_END;
     if (this.pendingBytes === 0) this._flushed();
@@ -323,11 +333,12 @@ export abstract class BaseSocket implements Socket {
     this.flags |= LINGERING;
     this.rawHalfClose();
     if (this.isClosed) return;
-    if ((this.flags & PEER_ENDED) !== 0 || this.#lingerMs <= 0) {
+    const ending = this.#ending!;
+    if ((this.flags & PEER_ENDED) !== 0 || ending.lingerMs <= 0) {
       this._close();
       return;
     }
-    this.#lingerTimer = setTimeout(() => this._close(), this.#lingerMs);
+    ending.lingerTimer = setTimeout(() => this._close(), ending.lingerMs);
     // Keep reading (and discarding) so the peer's late bytes do not make
     // the kernel answer our close with a reset.
     this.rawResume();
@@ -341,18 +352,22 @@ export abstract class BaseSocket implements Socket {
   protected _close(error?: Error): void {
     if ((this.flags & CLOSED) !== 0) return;
     this.flags |= CLOSED;
-    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
-    this.#lingerTimer = undefined;
+    const ending = this.#ending;
+    if (ending?.lingerTimer !== undefined) clearTimeout(ending.lingerTimer);
+    this.#ending = undefined;
     this.#held = undefined;
-    this.#closeError = this.isLingering ? undefined : error;
+    if (this.isLingering) error = undefined;
     this.rawClose();
-    if (this.handler) this.#deliverClose();
+    if (this.handler) this.#deliverClose(error);
+    else if (error !== undefined) {
+      this.#ending = { lingerMs: 0, lingerTimer: undefined, closeError: error };
+    }
   }
 
-  #deliverClose(): void {
+  #deliverClose(error: Error | undefined): void {
     if ((this.flags & CLOSE_DELIVERED) !== 0) return;
     this.flags |= CLOSE_DELIVERED;
-    this.handler!.onClose(this.#closeError);
+    this.handler!.onClose(error);
   }
 }
 
