@@ -45,18 +45,28 @@ export interface RequestInfo {
   signal: AbortSignal;
 }
 
-/** `RequestInfo` whose signal is only made when asked for. */
+/**
+ * `RequestInfo` whose signal, and peer address unless a proxy named the
+ * client, are only made when asked for (the adapter may build the address
+ * on demand).
+ */
 class Info implements RequestInfo {
   #task: Task;
+  #remoteAddr: Addr | null;
   constructor(
-    readonly remoteAddr: Addr,
+    remoteAddr: Addr | null,
     readonly localAddr: Addr,
     readonly scheme: "http" | "https",
     readonly scriptName: string,
     readonly pathInfo: string,
     task: Task,
   ) {
+    this.#remoteAddr = remoteAddr;
     this.#task = task;
+  }
+
+  get remoteAddr(): Addr {
+    return this.#remoteAddr ??= this.#task.peerAddr;
   }
 
   get signal(): AbortSignal {
@@ -180,6 +190,11 @@ export class Task {
   #internalError(error: unknown): void {
     this.host.adj.logger.error("Internal error while serving a request", error);
     this.closeAfter = true;
+  }
+
+  /** The connection's peer. */
+  get peerAddr(): Addr {
+    return this.host.remoteAddr;
   }
 
   /** Aborted when the client goes away before the response is done. */
@@ -350,7 +365,7 @@ export class Task {
       );
     }
     const info = new Info(
-      view ? view.remoteAddr : this.host.remoteAddr,
+      view ? view.remoteAddr : null,
       this.host.localAddr,
       scheme,
       prefix,

@@ -90,6 +90,29 @@ describe("serve: basics", () => {
     );
   });
 
+  test("the peer's address read after the client reset is still its own", async () => {
+    // Bun forgets a socket's addresses once it closes; the server must not.
+    let read: (addr: unknown) => void;
+    const seen = new Promise((resolve) => (read = resolve));
+    await withServer(
+      async (_req, info) => {
+        await new Promise((gone) => info.signal.addEventListener("abort", gone));
+        await sleep(20);
+        read({ ...info.remoteAddr });
+        return new Response("late");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        const clientPort = c.socket.localPort;
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        await sleep(50);
+        c.socket.resetAndDestroy();
+        assert.deepEqual(await seen, { transport: "tcp", hostname: "127.0.0.1", port: clientPort });
+      },
+    );
+  });
+
   test("HTTP/1.0 gets an HTTP/1.0 status line and the connection closes", async () => {
     await withServer(hello, {}, async (port) => {
       const text = await exchange(port, "GET / HTTP/1.0\r\n\r\n");

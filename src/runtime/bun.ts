@@ -97,11 +97,18 @@ function queueOf(first: Uint8Array, second: Uint8Array): OutputQueue {
 const SCHEDULED = OWN_FLAGS;
 /** Bun took a send only partly: the rest waits for its drain. */
 const WAITING_DRAIN = OWN_FLAGS * 2;
+/** `flags` holds the peer's port times this, above the flags. */
+const PORT_UNIT = OWN_FLAGS * 4;
 
 /** One accepted Bun connection. */
 class BunSocket extends BaseSocket {
-  readonly remoteAddr: Addr;
   readonly localAddr: Addr;
+  /**
+   * The peer's IP address (or socket path) as Bun gave it, and its port in
+   * `flags`: Bun forgets them once the socket closes, and an object made
+   * only when someone asks costs idle connections nothing.
+   */
+  #peer: string;
   #sock: BunRawSocket;
   /**
    * Output not yet sent, in order: one buffer (the usual case), or a queue
@@ -113,19 +120,22 @@ class BunSocket extends BaseSocket {
     super();
     this.#sock = sock;
     this.localAddr = localAddr;
-    if (localAddr.transport === "unix") {
-      this.remoteAddr = Object.freeze({ transport: "unix", path: sock.remoteAddress ?? "" });
-    } else {
-      this.remoteAddr = Object.freeze({
-        transport: "tcp",
-        // A peer that reset right after connecting may have no address left.
-        hostname: sock.remoteAddress ?? "",
-        port: sock.remotePort ?? 0,
-      });
+    // A peer that reset right after connecting may have no address left.
+    this.#peer = sock.remoteAddress ?? "";
+    if (localAddr.transport === "tcp") {
+      this.flags += (sock.remotePort ?? 0) * PORT_UNIT;
       try {
         sock.setNoDelay?.(true);
       } catch { /* closed already; close arrives next */ }
     }
+  }
+
+  get remoteAddr(): Addr {
+    if (this.localAddr.transport === "unix") {
+      return Object.freeze({ transport: "unix", path: this.#peer });
+    }
+    const port = Math.floor(this.flags / PORT_UNIT);
+    return Object.freeze({ transport: "tcp", hostname: this.#peer, port });
   }
 
   get pendingBytes(): number {
