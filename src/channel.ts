@@ -23,8 +23,8 @@ export const MIN_BODY_RATE = 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /**
- * `#tasks` and `#out` while empty, so that an idle connection holds no
- * arrays. Frozen: a push that forgot to replace it throws.
+ * `#tasks` while empty, so that an idle connection holds no array. Frozen: a
+ * push that forgot to replace it throws.
  */
 const NONE: never[] = Object.freeze([]) as never[];
 
@@ -112,7 +112,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   #tasks: Task[] = NONE;
   /** The task whose body the parser is reading, if any. */
   #reading: Task | null = null;
-  #out: Uint8Array[] = NONE;
+  /** Output since the last flush: one buffer (a response's usual share), or several. */
+  #out: Uint8Array | Uint8Array[] | null = null;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {}
 
@@ -197,7 +198,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#reading?.abort();
     this.#tasks = NONE;
     this.#reading = null;
-    this.#out = NONE;
+    this.#out = null;
     this.#parser = null;
     this.owner.channelClosed(this);
   }
@@ -206,19 +207,22 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   write(bytes: Uint8Array): void {
     if (this.#is(CLOSED)) return;
-    if (this.#out === NONE) this.#out = [];
-    this.#out.push(bytes);
+    const out = this.#out;
+    if (out === null) this.#out = bytes;
+    else if (out instanceof Uint8Array) this.#out = [out, bytes];
+    else out.push(bytes);
   }
 
   flush(): void {
     this.#unmark(FLUSH_DUE);
-    if (this.#out === NONE || this.#is(CLOSED)) return;
-    const parts = this.#out;
-    this.#out = NONE;
+    const out = this.#out;
+    if (out === null || this.#is(CLOSED)) return;
+    this.#out = null;
     this.lastActivity = Date.now();
+    if (out instanceof Uint8Array) return this.socket.write(out);
     // The socket coalesces small buffers into one send and passes large ones
     // as they are.
-    for (let i = 0; i < parts.length; i++) this.socket.write(parts[i]);
+    for (let i = 0; i < out.length; i++) this.socket.write(out[i]);
   }
 
   get backedUp(): boolean {
