@@ -2,7 +2,13 @@
 // passed through untouched (never copied), order is kept.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { OutputQueue, SCRATCH_LEAD, SMALL_LIMIT } from "../src/runtime/shared.ts";
+import {
+  markReleasable,
+  OutputQueue,
+  release,
+  SCRATCH_LEAD,
+  SMALL_LIMIT,
+} from "../src/runtime/shared.ts";
 
 const filled = (n: number, v: number) => new Uint8Array(n).fill(v);
 
@@ -81,4 +87,38 @@ test("with a scratch buffer, small ones are concatenated in it; a large one too 
   );
   assert.equal(merged.byteLength, 300, "the large one does not fit after SCRATCH_LEAD");
   assert.equal(q.take(scratch), big);
+});
+
+test("a marked large buffer merged into scratch is freed; unmarked and small ones are not", () => {
+  const q = new OutputQueue();
+  const scratch = new Uint8Array(SCRATCH_LEAD + 70_000);
+  const marked = filled(65_536, 2);
+  markReleasable(marked);
+  q.push(filled(150, 1));
+  q.push(marked);
+  const merged = q.take(scratch)!;
+  assert.equal(merged[150], 2, "copied before it was freed");
+  assert.equal(marked.byteLength, 0, "its buffer was detached");
+
+  const own = filled(65_536, 3);
+  q.push(filled(150, 1));
+  q.push(own);
+  q.take(scratch);
+  assert.equal(own.byteLength, 65_536, "a buffer not marked is the app's: left alone");
+});
+
+test("markReleasable ignores small buffers and views of a larger buffer", () => {
+  const small = filled(100, 1);
+  markReleasable(small);
+  release(small);
+  assert.equal(small.byteLength, 100);
+  const view = new Uint8Array(2 * SMALL_LIMIT).subarray(0, SMALL_LIMIT);
+  markReleasable(view);
+  release(view);
+  assert.equal(view.byteLength, SMALL_LIMIT, "the rest of its buffer may be in use");
+  const whole = filled(SMALL_LIMIT, 1);
+  markReleasable(whole);
+  release(whole);
+  assert.equal(whole.byteLength, 0);
+  release(whole); // twice is harmless
 });

@@ -135,6 +135,16 @@ describe("serve: basics", () => {
   });
 });
 
+/** Where the next `\r\n\r\n` at or after `from` starts. */
+function indexOfHeadEnd(bytes: Uint8Array, from: number): number {
+  for (let i = from; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
+      return i;
+    }
+  }
+  throw new Error("no head end");
+}
+
 describe("serve: pipelining and lookahead", () => {
   test("50 pipelined requests with slow and fast responses come back in order", async () => {
     await withServer(
@@ -154,6 +164,45 @@ describe("serve: pipelining and lookahead", () => {
         c.close();
       },
     );
+  });
+
+  test("large in-memory bodies to a client that reads late arrive whole; the app's bytes stay intact", async () => {
+    // Bodies the server holds alone are freed once sent (Bun): what is freed
+    // must never be something still queued, or the app's own buffer.
+    const sizes = [65_536, 3_000_000, 20_000];
+    const bodies = sizes.map((n, i) =>
+      Uint8Array.from({ length: n }, (_, j) => (j * 7 + i) & 0xff)
+    );
+    const copies = bodies.map((b) => b.slice());
+    await withServer(
+      (req) => new Response(bodies[Number(new URL(req.url).searchParams.get("n"))]),
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.socket.pause();
+        let all = "";
+        for (let round = 0; round < 3; round++) {
+          for (let n = 0; n < sizes.length; n++) all += `GET /?n=${n} HTTP/1.1\r\nHost: x\r\n\r\n`;
+        }
+        c.send(all);
+        await sleep(100);
+        c.socket.resume();
+        const rs = await c.responses(9, 10_000);
+        rs.forEach((r, i) => {
+          assert.equal(r.header("content-length"), String(sizes[i % sizes.length]));
+        });
+        const raw = c.received;
+        let at = 0;
+        for (let i = 0; i < 9; i++) {
+          const want = copies[i % sizes.length];
+          at = indexOfHeadEnd(raw, at) + 4;
+          assert.deepEqual(raw.subarray(at, at + want.byteLength), want, `body ${i} byte for byte`);
+          at += want.byteLength;
+        }
+        c.close();
+      },
+    );
+    bodies.forEach((b, i) => assert.deepEqual(b, copies[i], "the app's buffer is untouched"));
   });
 
   for (const lookahead of [0, 2]) {

@@ -14,6 +14,7 @@ import {
   formatAddr,
   OutputQueue,
   OWN_FLAGS,
+  release,
   SCRATCH_LEAD,
   toError,
 } from "./shared.ts";
@@ -208,6 +209,7 @@ class BunSocket extends BaseSocket {
         this.flags |= WAITING_DRAIN;
         return;
       }
+      release(chunk); // Bun copied it to the kernel
       this.#releaseScratch();
       chunk = this.#next();
     }

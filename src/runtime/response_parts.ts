@@ -12,6 +12,8 @@
 // deno-lint-ignore no-explicit-any
 type Internals = any;
 
+import { markReleasable } from "./shared.ts";
+
 const encoder = new TextEncoder();
 
 /** Short string bodies are encoded here rather than into a new buffer each. */
@@ -38,6 +40,11 @@ interface BunProbe {
   estimate(value: object): number;
   /** What a Response without body, URL or status text reports. */
   base: number;
+  /**
+   * `bytes()` hands over a copy made when the Response was made, never the
+   * app's own buffer: so the server may free it once sent.
+   */
+  copies: boolean;
 }
 
 /**
@@ -64,7 +71,11 @@ const bunProbe: BunProbe | null = (() => {
       peek: bun.peek,
       estimate: estimate as (value: object) => number,
       base: estimate(new Response(null)),
+      copies: false,
     };
+    const source = new Uint8Array(8);
+    const copy = bun.peek(new Response(source).bytes());
+    probe.copies = copy instanceof Uint8Array && copy.buffer !== source.buffer;
     const ok = probe.base > 0 &&
       estimate(new Response("abc")) === probe.base + 3 &&
       estimate(new Response("abc", { statusText: "Fine" })) === probe.base + 7 &&
@@ -91,7 +102,10 @@ function takeFromBun(probe: BunProbe, response: Response): Uint8Array | undefine
   if (held <= 0) return undefined;
   const pending = response.bytes();
   const value = probe.peek(pending);
-  if (value instanceof Uint8Array) return value;
+  if (value instanceof Uint8Array) {
+    if (probe.copies) markReleasable(value);
+    return value;
+  }
   // Not at once after all (e.g. the app locked the body with a reader): the
   // promise rejects, and the caller finds the body locked or used.
   pending.catch(() => {});

@@ -17,6 +17,34 @@ export const DEFAULT_RECV_BYTES = 65536;
  */
 export const SMALL_LIMIT = 16 * 1024;
 
+/**
+ * Large buffers that only the server holds (a body Bun hands over with
+ * `bytes()`), whose memory `release` gives back as soon as they are sent or
+ * copied. Left to the garbage collector, Bun returned that memory to the
+ * system and faulted it back in: ~0.4 page faults and ~10% of the CPU time
+ * of a 64 KiB response.
+ */
+const releasable = new WeakSet<Uint8Array>();
+
+/** Marks `bytes` as held by the server alone: `release` may free them. */
+export function markReleasable(bytes: Uint8Array): void {
+  if (
+    bytes.byteLength >= SMALL_LIMIT && bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength
+  ) {
+    releasable.add(bytes);
+  }
+}
+
+/**
+ * Frees the memory of `bytes` now if they were marked with `markReleasable`
+ * (detaching their buffer); they must not be used again.
+ */
+export function release(bytes: Uint8Array): void {
+  if (bytes.byteLength < SMALL_LIMIT || !releasable.delete(bytes)) return;
+  (bytes.buffer as ArrayBuffer & { transfer?(length: number): ArrayBuffer }).transfer?.(0);
+}
+
 /** Default time `end()` keeps draining the peer's bytes after the FIN. */
 export const DEFAULT_LINGER_MS = 2000;
 
@@ -105,6 +133,7 @@ export class OutputQueue {
       for (let i = start; i < end; i++) {
         out.set(items[i], off);
         off += items[i].byteLength;
+        release(items[i]);
       }
     }
     for (let i = start; i < end; i++) items[i] = EMPTY;
