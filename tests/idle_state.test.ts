@@ -159,6 +159,32 @@ describe("SlotList", () => {
     assert.equal(items[1].slot, -1);
   });
 
+  test("a connection's slot and its flags share a field without disturbing each other", () => {
+    const owner = channelOwner(() => new Response("ok"));
+    const list = new SlotList<Channel>();
+    const pairs = Array.from({ length: 300 }, () => {
+      const socket = new MemorySocket();
+      const channel = new Channel(owner, socket);
+      channel.start();
+      list.add(channel);
+      return { socket, channel };
+    });
+    const { socket, channel } = pairs[299];
+    assert.equal(channel.slot, 299);
+    socket.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert.equal(channel.closing, true);
+    assert.equal(channel.closed, false);
+    assert.equal(channel.slot, 299, "flags set after the slot leave it alone");
+    list.delete(pairs[5].channel);
+    assert.equal(channel.slot, 5, "moved into the freed slot");
+    assert.equal(channel.closing, true, "and keeps its flags");
+    channel.onClose();
+    assert.equal(channel.closed, true);
+    list.delete(channel);
+    assert.equal(channel.slot, -1);
+    assert.equal(list.size, 298);
+  });
+
   test("every item is visited once when each removes itself", () => {
     const list = new SlotList<ReturnType<typeof item>>();
     for (const name of "abcdefg") list.add(item(name));
