@@ -46,27 +46,20 @@ export interface RequestInfo {
 }
 
 /**
- * `RequestInfo` whose signal, and peer address unless a proxy named the
- * client, are only made when asked for (the adapter may build the address
- * on demand).
+ * `RequestInfo` whose signal is only made when asked for. The addresses are
+ * plain properties, so that an app may copy them with `{ ...info }`.
  */
 class Info implements RequestInfo {
   #task: Task;
-  #remoteAddr: Addr | null;
   constructor(
-    remoteAddr: Addr | null,
+    readonly remoteAddr: Addr,
     readonly localAddr: Addr,
     readonly scheme: "http" | "https",
     readonly scriptName: string,
     readonly pathInfo: string,
     task: Task,
   ) {
-    this.#remoteAddr = remoteAddr;
     this.#task = task;
-  }
-
-  get remoteAddr(): Addr {
-    return this.#remoteAddr ??= this.#task.peerAddr;
   }
 
   get signal(): AbortSignal {
@@ -190,11 +183,6 @@ export class Task {
   #internalError(error: unknown): void {
     this.host.adj.logger.error("Internal error while serving a request", error);
     this.closeAfter = true;
-  }
-
-  /** The connection's peer. */
-  get peerAddr(): Addr {
-    return this.host.remoteAddr;
   }
 
   /** Aborted when the client goes away before the response is done. */
@@ -365,7 +353,7 @@ export class Task {
       );
     }
     const info = new Info(
-      view ? view.remoteAddr : null,
+      view ? view.remoteAddr : this.host.remoteAddr,
       this.host.localAddr,
       scheme,
       prefix,

@@ -65,6 +65,8 @@ describe("serve: basics", () => {
           aborted: info.signal.aborted,
           // Frozen on every runtime (Bun shares one local address object between connections).
           frozen: Object.isFrozen(info.remoteAddr) && Object.isFrozen(info.localAddr),
+          // Apps pass `{ ...info }` on as an env: the addresses must come along.
+          copied: { ...info }.remoteAddr?.hostname,
         };
         return new Response("ok");
       },
@@ -81,6 +83,7 @@ describe("serve: basics", () => {
           pathInfo: "/x/y",
           aborted: false,
           frozen: true,
+          copied: "127.0.0.1",
         });
         c.send("GET /other HTTP/1.1\r\nHost: h\r\n\r\n");
         const rs = await c.responses(2);
