@@ -20,7 +20,7 @@ import {
   LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
-import { buildRequest } from "./runtime/request.ts";
+import { buildRequest, type RequestParts } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/shared.ts";
 import { isShared } from "./slab.ts";
 import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
@@ -417,19 +417,23 @@ export class Task {
       // fetch's Request cannot carry a GET/HEAD body: the app never sees it.
       this.startDraining();
     }
-    return buildRequest({
-      scheme,
-      authority,
-      target,
-      method: head.method,
-      headers: view ? () => view.headers : () => head.headers,
-      fields: view ? null : head.fields,
-      body: hasBody ? this.#bodyStream() : null,
-      onCancel: (callback) => {
-        if (this.#gone) callback();
-        else (this.#onGone ??= []).push(callback);
-      },
-    });
+    return buildRequest(
+      new HeadParts(
+        scheme,
+        authority,
+        target,
+        head,
+        view,
+        hasBody ? this.#bodyStream() : null,
+        this,
+      ),
+    );
+  }
+
+  /** Runs `callback` when the client goes away (at once if it has). */
+  whenGone(callback: () => void): void {
+    if (this.#gone) callback();
+    else (this.#onGone ??= []).push(callback);
   }
 
   async #appFailed(error: unknown, request: Request, head: RequestHead): Promise<Response> {
@@ -753,4 +757,35 @@ function describe(value: unknown): string {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * What the app's Request is built from: one object per request, its header
+ * list and field text read from the head only when the builder asks.
+ */
+class HeadParts implements RequestParts {
+  readonly method: string;
+  constructor(
+    readonly scheme: string,
+    readonly authority: string,
+    readonly target: string,
+    private readonly head: RequestHead,
+    private readonly view: ProxyView | null,
+    readonly body: ReadableStream<Uint8Array> | null,
+    private readonly task: Task,
+  ) {
+    this.method = head.method;
+  }
+
+  headers(): Array<[string, string]> {
+    return this.view ? this.view.headers : this.head.headers;
+  }
+
+  fields(): string | null {
+    return this.view ? null : this.head.fields;
+  }
+
+  onCancel(abort: () => void): void {
+    this.task.whenGone(abort);
+  }
 }

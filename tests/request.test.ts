@@ -30,7 +30,7 @@ function parts(over: Partial<RequestParts> = {}): RequestParts {
     ...at("http://example.test:8080/a/./b/../c?q=1&r=%20"),
     method: "GET",
     headers: () => HEADERS.map(([n, v]) => [n, v]),
-    fields: HEADERS.join("\n"),
+    fields: () => HEADERS.join("\n"),
     body: null,
     onCancel: () => {},
     ...over,
@@ -78,9 +78,9 @@ test("requests repeated with the same parts stay separate, and any changed part 
     { ...at("http://example.test:8080/other?q=1") },
     { ...at("http://example.test:9090/a/./b/../c?q=1&r=%20") },
     { ...at("https://example.test:8080/a/./b/../c?q=1&r=%20") },
-    { headers: () => other.map(([n, v]) => [n, v]), fields: other.join("\n") },
+    { headers: () => other.map(([n, v]) => [n, v]), fields: () => other.join("\n") },
     // Rewritten headers (null fields) are always built from headers().
-    { headers: () => other.map(([n, v]) => [n, v]), fields: null },
+    { headers: () => other.map(([n, v]) => [n, v]), fields: () => null },
     {},
   ];
   for (const over of variants) {

@@ -32,19 +32,19 @@ export interface RequestParts {
   /** The method as sent. */
   method: string;
   /** The header lines, [name as sent, value], already validated; called at most once. */
-  headers: () => Array<[string, string]>;
+  headers(): Array<[string, string]>;
   /**
    * The field lines as sent, when `headers()` is made of them alone (equal
    * texts give equal headers); null when they were rewritten.
    */
-  fields: string | null;
+  fields(): string | null;
   /** The body, or null (never for GET and HEAD). */
   body: ReadableStream<Uint8Array> | null;
   /**
    * Registers a callback to run when the client goes away; used for the
    * Request's `signal` where the runtime lets us wire it lazily.
    */
-  onCancel: (abort: () => void) => void;
+  onCancel(abort: () => void): void;
 }
 
 /** Methods the fetch standard stores as given (no normalisation, never forbidden). */
@@ -183,16 +183,18 @@ class InnerRequest {
   urlListProcessed: string[] = [];
   clientRid = null;
   blobUrlEntry = null;
-  #headers: () => Array<[string, string]>;
-  /** Deno's `Request.signal` registers its abort here. */
-  onCancel: (abort: () => void) => void;
+  #parts: RequestParts;
 
   constructor(parts: RequestParts, href: string, InnerBody: new (stream: unknown) => unknown) {
     this.methodInner = parts.method;
-    this.#headers = parts.headers;
+    this.#parts = parts;
     this.body = parts.body === null ? null : new InnerBody(parts.body);
     this.urlList = [() => href];
-    this.onCancel = parts.onCancel;
+  }
+
+  /** Deno's `Request.signal` registers its abort here. */
+  onCancel(abort: () => void): void {
+    this.#parts.onCancel(abort);
   }
 
   get method(): string {
@@ -204,7 +206,7 @@ class InnerRequest {
   }
 
   get headerList(): Array<[string, string]> {
-    if (this.headerListInner === null) this.headerListInner = this.#headers();
+    if (this.headerListInner === null) this.headerListInner = this.#parts.headers();
     return this.headerListInner;
   }
 
@@ -261,7 +263,7 @@ function selfTest(make: (parts: RequestParts) => Request, wiresSignal: boolean):
     target: "/p/../q/%7e?x=1#f",
     method,
     headers: () => headers.map(([n, v]) => [n, v]),
-    fields: headers.join("\n"),
+    fields: () => headers.join("\n"),
     body: body ? new Blob(["body"]).stream() : null,
     onCancel: () => {},
   });
@@ -312,9 +314,10 @@ let templateTarget = "";
  * else a request built by `appendedRequest`.
  */
 function copiedRequest(parts: RequestParts): Request {
-  if (parts.body !== null || parts.fields === null) return appendedRequest(parts);
+  const fields = parts.body === null ? parts.fields() : null;
+  if (fields === null) return appendedRequest(parts);
   if (
-    parts.fields === templateFields && parts.target === templateTarget &&
+    fields === templateFields && parts.target === templateTarget &&
     parts.method === templateMethod && parts.authority === templateAuthority &&
     parts.scheme === templateScheme
   ) {
@@ -322,7 +325,7 @@ function copiedRequest(parts: RequestParts): Request {
     return new Request(template);
   }
   template = null;
-  templateFields = parts.fields;
+  templateFields = fields;
   templateMethod = parts.method;
   templateScheme = parts.scheme;
   templateAuthority = parts.authority;
