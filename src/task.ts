@@ -388,7 +388,7 @@ export class Task {
       const error = new TypeError(`the app returned ${describe(result)}, not a Response`);
       return this.#failed(error, request, head);
     }
-    if (result.type === "error") {
+    if (result.status === 0 && result.type === "error") {
       return this.#failed(new TypeError("the app returned Response.error()"), request, head);
     }
     return this.#writeFinal(result, head);

@@ -298,8 +298,8 @@ function selfTest(make: (parts: RequestParts) => Request, wiresSignal: boolean):
 /**
  * Bun: the last bodiless request built, kept out of the app's reach, and
  * what it was built from. Clients repeat their requests, and copying a
- * Request (`new Request(template)`) costs a third of building one with its
- * headers, and needs no header list.
+ * Request (`template.clone()`, a little cheaper than `new Request(template)`)
+ * costs a third of building one with its headers, and needs no header list.
  */
 let template: Request | null = null;
 let templateFields: string | null = null;
@@ -322,7 +322,7 @@ function copiedRequest(parts: RequestParts): Request {
     parts.scheme === templateScheme
   ) {
     template ??= appendedRequest(parts);
-    return new Request(template);
+    return template.clone();
   }
   template = null;
   templateFields = fields;
