@@ -144,6 +144,41 @@ for (const rt of [native, nodeRuntime]) {
       });
     });
 
+    test("many slow readers at once: each gets its heads and bodies intact", {
+      timeout: 20_000,
+    }, async () => {
+      // More sockets than an adapter keeps merge buffers for, each stalled
+      // with a merged send in flight: those buffers must neither be shared
+      // nor run out.
+      await withListener(rt, async (l, it) => {
+        const total = 1024 * 1024;
+        const pairs = [];
+        for (let i = 0; i < 24; i++) {
+          const c = await client(l.addr);
+          c.sock.pause();
+          pairs.push({ c, s: await nextSocket(it), body: pattern(total, i) });
+        }
+        for (let off = 0; off < total;) {
+          const n = Math.min(200 + (off % 70_000), total - off);
+          for (const { s, body } of pairs) {
+            s.write(body.subarray(off, off + Math.min(100, n)));
+            s.write(body.subarray(off + Math.min(100, n), off + n));
+          }
+          off += n;
+          await sleep(0);
+        }
+        await sleep(50);
+        for (const { c } of pairs) c.sock.resume();
+        for (const [i, { c, s }] of pairs.entries()) {
+          await c.bytes(total);
+          assert.equal(checkPattern(c.data(), i), -1, `socket ${i}`);
+          await until(() => s.pendingBytes === 0, 5000, `socket ${i} drained`);
+          s.destroy();
+          c.sock.destroy();
+        }
+      });
+    });
+
     test("64 MiB to a slow reader arrives complete and in order", { timeout: 20_000 }, async () => {
       await withListener(rt, async (l, it) => {
         const total = 64 * 1024 * 1024;

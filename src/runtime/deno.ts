@@ -12,6 +12,7 @@ import {
   DEFAULT_RECV_BYTES,
   formatAddr,
   OutputQueue,
+  SCRATCH_LEAD,
   toError,
 } from "./shared.ts";
 import { allocate } from "../slab.ts";
@@ -33,6 +34,31 @@ const RESOLVED = Promise.resolve();
 
 /** The largest read buffer a bulk upload grows to (bytes). */
 const MAX_READ = 256 * 1024;
+
+/**
+ * Buffers a flush merges its output into (see `OutputQueue.take`), so that a
+ * head or a chunk's size line goes out in one send with the data after it:
+ * sent apart, those few bytes cost an extra segment and an extra wake-up of
+ * the peer, several times what copying 64 KiB costs. Deno's writes are
+ * asynchronous, so each flush borrows its own buffer until its writes are
+ * done. At most `MAX_LENT` are out at once (a flush that finds none sends
+ * its buffers as they are) and as many are kept for reuse: 2 MiB at most.
+ */
+const SCRATCH_BYTES = SCRATCH_LEAD + 128 * 1024;
+const MAX_LENT = 16;
+const spareScratch: Uint8Array[] = [];
+let lentScratch = 0;
+
+function borrowScratch(): Uint8Array | undefined {
+  if (lentScratch >= MAX_LENT) return undefined;
+  lentScratch++;
+  return spareScratch.pop() ?? new Uint8Array(SCRATCH_BYTES);
+}
+
+function giveBackScratch(scratch: Uint8Array): void {
+  lentScratch--;
+  spareScratch.push(scratch);
+}
 
 /** EMFILE / ENFILE: the process or system is out of file descriptors. */
 function isResourceError(e: unknown): boolean {
@@ -96,15 +122,30 @@ class DenoSocket extends BaseSocket {
 
   async #flush(): Promise<void> {
     const conn = this.#conn;
+    const out = this.#out;
+    let scratch: Uint8Array | undefined;
     try {
-      let chunk: Uint8Array | undefined;
-      while (!this.isClosed && (chunk = this.#out.take()) !== undefined) {
+      while (!this.isClosed) {
+        // A lone buffer is sent as it is: no need to borrow.
+        if (scratch === undefined && out.length > 1) scratch = borrowScratch();
+        let chunk = out.take(scratch);
+        if (chunk === undefined) break;
+        let borrowed = out.usedScratch;
         this.#inFlight = chunk.byteLength;
         let off = 0;
         while (off < chunk.byteLength) {
           off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
           if (this.isClosed) return;
           this.#inFlight = chunk.byteLength - off;
+          if (borrowed && off < chunk.byteLength) {
+            // The peer is slow to read: it keeps a copy of the rest, not
+            // the scratch buffer.
+            chunk = chunk.slice(off);
+            off = 0;
+            borrowed = false;
+            giveBackScratch(scratch!);
+            scratch = undefined;
+          }
         }
       }
     } catch (e) {
@@ -113,6 +154,8 @@ class DenoSocket extends BaseSocket {
       if (!isOwnCloseError(e)) this._close(toError(e));
       else this._close();
       return;
+    } finally {
+      if (scratch !== undefined) giveBackScratch(scratch);
     }
     this.#inFlight = 0;
     this.#writing = false;
