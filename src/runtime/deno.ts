@@ -40,8 +40,8 @@ const MAX_READ = 256 * 1024;
  * head or a chunk's size line goes out in one send with the data after it:
  * sent apart, those few bytes cost an extra segment and an extra wake-up of
  * the peer, several times what copying 64 KiB costs. Deno's writes are
- * asynchronous, so each flush borrows its own buffer until its writes are
- * done. At most `MAX_LENT` are out at once (a flush that finds none sends
+ * asynchronous, so a flush borrows a buffer for each merged send until it
+ * is done. At most `MAX_LENT` are out at once (a flush that finds none sends
  * its buffers as they are) and as many are kept for reuse: 2 MiB at most.
  */
 const SCRATCH_BYTES = SCRATCH_LEAD + 128 * 1024;
@@ -123,29 +123,36 @@ class DenoSocket extends BaseSocket {
   async #flush(): Promise<void> {
     const conn = this.#conn;
     const out = this.#out;
-    let scratch: Uint8Array | undefined;
+    // Lent only while it holds bytes not yet sent.
+    let lent: Uint8Array | undefined;
     try {
       while (!this.isClosed) {
-        // A lone buffer is sent as it is: no need to borrow.
-        if (scratch === undefined && out.length > 1) scratch = borrowScratch();
-        let chunk = out.take(scratch);
+        // Merging needs more than one buffer queued.
+        lent = out.length > 1 ? borrowScratch() : undefined;
+        let chunk = out.take(lent);
+        if (lent !== undefined && !out.usedScratch) {
+          giveBackScratch(lent);
+          lent = undefined;
+        }
         if (chunk === undefined) break;
-        let borrowed = out.usedScratch;
         this.#inFlight = chunk.byteLength;
         let off = 0;
         while (off < chunk.byteLength) {
           off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
           if (this.isClosed) return;
           this.#inFlight = chunk.byteLength - off;
-          if (borrowed && off < chunk.byteLength) {
+          if (lent !== undefined && off < chunk.byteLength) {
             // The peer is slow to read: it keeps a copy of the rest, not
             // the scratch buffer.
             chunk = chunk.slice(off);
             off = 0;
-            borrowed = false;
-            giveBackScratch(scratch!);
-            scratch = undefined;
+            giveBackScratch(lent);
+            lent = undefined;
           }
+        }
+        if (lent !== undefined) {
+          giveBackScratch(lent);
+          lent = undefined;
         }
       }
     } catch (e) {
@@ -155,7 +162,7 @@ class DenoSocket extends BaseSocket {
       else this._close();
       return;
     } finally {
-      if (scratch !== undefined) giveBackScratch(scratch);
+      if (lent !== undefined) giveBackScratch(lent);
     }
     this.#inFlight = 0;
     this.#writing = false;
