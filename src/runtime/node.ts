@@ -78,11 +78,17 @@ class NodeSocket extends BaseSocket {
   };
 
   #flush(): void {
+    const sock = this.#sock;
+    // Corked, the writes of one flush (a head and the large body after it)
+    // leave in one gathered send (writev) instead of one send each.
+    const gather = this.#out.length > 1;
+    if (gather) sock.cork();
     let chunk: Uint8Array | undefined;
     while (!this.isClosed && (chunk = this.#out.take()) !== undefined) {
       this.#writing++;
-      this.#sock.write(chunk, this.#afterWrite);
+      sock.write(chunk, this.#afterWrite);
     }
+    if (gather) sock.uncork();
   }
 
   /** node wrote one of our chunks to the kernel. */
