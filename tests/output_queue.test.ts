@@ -89,6 +89,9 @@ test("with a scratch buffer, small ones are concatenated in it; a large one too 
   assert.equal(q.take(scratch), big);
 });
 
+/** `release` frees by `ArrayBuffer.prototype.transfer`, which Node 20 lacks. */
+const canFree = "transfer" in ArrayBuffer.prototype;
+
 test("a marked large buffer merged into scratch is freed; unmarked and small ones are not", () => {
   const q = new OutputQueue();
   const scratch = new Uint8Array(SCRATCH_LEAD + 70_000);
@@ -98,7 +101,7 @@ test("a marked large buffer merged into scratch is freed; unmarked and small one
   q.push(marked);
   const merged = q.take(scratch)!;
   assert.equal(merged[150], 2, "copied before it was freed");
-  assert.equal(marked.byteLength, 0, "its buffer was detached");
+  assert.equal(marked.byteLength, canFree ? 0 : 65_536, "its buffer was detached");
 
   const own = filled(65_536, 3);
   q.push(filled(150, 1));
@@ -119,6 +122,6 @@ test("markReleasable ignores small buffers and views of a larger buffer", () => 
   const whole = filled(SMALL_LIMIT, 1);
   markReleasable(whole);
   release(whole);
-  assert.equal(whole.byteLength, 0);
+  assert.equal(whole.byteLength, canFree ? 0 : SMALL_LIMIT);
   release(whole); // twice is harmless
 });

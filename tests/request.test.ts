@@ -150,6 +150,29 @@ test("an unparsable URL throws a TypeError", () => {
   assert.throws(() => buildRequest(parts(at("http://example.test:99999/"))), TypeError);
 });
 
+test("a URL with credentials is refused exactly as new Request() refuses it", () => {
+  const p = parts({ authority: "user:secret@example.test" });
+  let refused = false;
+  try {
+    reference(p);
+  } catch (error) {
+    assert.ok(error instanceof TypeError);
+    refused = true;
+  }
+  if (refused) assert.throws(() => buildRequest(p), TypeError);
+  else assertSame(buildRequest(p), reference(p));
+});
+
+test("each request has a signal of its own, the same one each time it is read", () => {
+  const a = buildRequest(parts());
+  const b = buildRequest(parts());
+  assert.ok(a.signal instanceof AbortSignal);
+  assert.equal(a.signal, a.signal);
+  assert.notEqual(a.signal, b.signal);
+  assert.equal(a.clone().signal.aborted, false);
+  assert.ok(new Request(a).signal instanceof AbortSignal);
+});
+
 test("request.signal aborts through onCancel on Deno (and never throws elsewhere)", () => {
   let abort: (() => void) | undefined;
   const req = buildRequest(parts({ onCancel: (callback) => (abort = callback) }));

@@ -19,6 +19,12 @@ import { join } from "node:path";
 import { detectRuntime, nodeRuntime } from "../src/runtime/mod.ts";
 import type { Socket } from "../src/runtime/mod.ts";
 import { bindError } from "../src/runtime/shared.ts";
+
+/** Real Node before 22.12, whose listen() ignores reusePort. */
+const nodeWithoutReusePort = !("Deno" in globalThis) && !("Bun" in globalThis) &&
+  ((major, minor) => major < 22 || (major === 22 && minor < 12))(
+    ...(process.versions.node.split(".").map(Number) as [number, number]),
+  );
 import {
   client,
   deferred,
@@ -96,6 +102,13 @@ for (const rt of [native, nodeRuntime]) {
     });
 
     test("reusePort: two listeners share one port", { timeout: 20_000 }, async () => {
+      if (rt === nodeRuntime && nodeWithoutReusePort) {
+        await assert.rejects(
+          rt.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0, reusePort: true }),
+          /^Error: cannot listen on 127\.0\.0\.1:0: reusePort needs Node 22\.12 or later/,
+        );
+        return;
+      }
       const a = await rt.listen({
         transport: "tcp",
         hostname: "127.0.0.1",

@@ -7,6 +7,7 @@
 
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
 import { chmodSync } from "node:fs";
+import process from "node:process";
 import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
 import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
 import { removeIfSocket } from "./unix_socket.ts";
@@ -153,10 +154,32 @@ class NodeListener implements Listener {
   }
 }
 
+/**
+ * Whether `listen` honours `reusePort`: Node 22.12 and 23.1 added it; Deno's
+ * and Bun's node:net have it.
+ */
+function nodeHasReusePort(): boolean {
+  // deno-lint-ignore no-explicit-any
+  const runtime = globalThis as any;
+  if (runtime.Deno !== undefined || runtime.Bun !== undefined) return true;
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  return major > 22 || (major === 22 && minor >= 12);
+}
+
 /** The node:net runtime (also works on Deno and Bun). */
 export const nodeRuntime: Runtime = {
   name: "node",
   listen(spec: ListenSpec): Promise<Listener> {
+    if (spec.transport === "tcp" && spec.reusePort && !nodeHasReusePort()) {
+      // Older Node ignores the option, and the second listener would fail
+      // with a misleading "address already in use".
+      return Promise.reject(
+        new Error(
+          `cannot listen on ${formatAddr(spec)}: reusePort needs Node 22.12 or later ` +
+            `(this is Node ${process.versions.node})`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
       const onError = (e: Error): void => {
