@@ -14,7 +14,7 @@
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const HELP = `usage: deno run -A bench/run.ts [flags]
-  --only=a,b           servers (default all): ${"waitress-deno,deno-serve,deno-raw,waitress-bun,bun-serve,bun-raw,node-http,waitress-py"}
+  --only=a,b           servers (default all): ${"waitress-deno,deno-serve,deno-raw,waitress-bun,bun-serve,bun-raw,waitress-node,node-http,waitress-py"}
   --scenarios=a,b,...  scenarios (default a,b,c,d,e,f):
                        a hello keep-alive, b pipelined, c 64 KiB, d 100 MiB down/up,
                        e idle connections RSS, f JSON router app
@@ -186,6 +186,27 @@ const bunBin = (() => {
 })() ?? await which("bun");
 const nodeBin = await which("node");
 
+/**
+ * Node cannot load TypeScript (Node 20), so this server runs there as one
+ * file bundled by Bun; null (and the row says why) when that is not possible.
+ */
+async function bundleForNode(): Promise<{ file: string | null; why: string }> {
+  if (!nodeBin) return { file: null, why: "node not found" };
+  if (!bunBin) return { file: null, why: "bun not found (npm ci installs it), needed to bundle" };
+  const file = `${await Deno.makeTempDir({ prefix: "waitress-bench-" })}/waitress.mjs`;
+  const built = await run([
+    bunBin,
+    "build",
+    "bench/servers/waitress.ts",
+    "--target=node",
+    `--outfile=${file}`,
+  ]);
+  return built.ok
+    ? { file, why: "" }
+    : { file: null, why: `bun build failed: ${built.out.trim()}` };
+}
+const nodeBundle = await bundleForNode();
+
 async function findPython(): Promise<string | null> {
   const candidates = flags.has("python") ? [flags.get("python")!] : ["/usr/bin/python3", "python3"];
   for (const python of candidates) {
@@ -296,6 +317,20 @@ const SERVERS: ServerSpec[] = [
     scenarios: RAW,
     missing: bunBin ? undefined : "bun not found (npm ci installs it)",
     command: (port) => [bunBin!, "bench/servers/bun_raw.ts", `--port=${port}`],
+  },
+  {
+    name: "waitress-node",
+    label: "waitress (this) on Node",
+    runtime: "Node",
+    native: "node-http",
+    scenarios: ALL,
+    missing: nodeBundle.file ? undefined : nodeBundle.why,
+    command: (port, s) => [
+      nodeBin!,
+      nodeBundle.file!,
+      `--port=${port}`,
+      ...(s === "e" ? [`--options={"connectionLimit":${connectionLimit()}}`] : []),
+    ],
   },
   {
     name: "node-http",
