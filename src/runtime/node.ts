@@ -12,13 +12,19 @@ import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
 import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
 import { removeIfSocket } from "./unix_socket.ts";
 
+/** Queued output this large is sent at the end of the turn (see `write`). */
+const FLUSH_AT_ONCE = 256 * 1024;
+
 /** One accepted node:net connection. */
 class NodeSocket extends BaseSocket {
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
   #sock: NetSocket;
   #out = new OutputQueue();
-  #scheduled = false;
+  /** A flush is queued for the end of the event loop's iteration. */
+  #later = false;
+  /** A flush is queued for the end of this turn. */
+  #soon = false;
   /** Writes handed to node whose callback has not run yet. */
   #writing = 0;
 
@@ -66,19 +72,31 @@ class NodeSocket extends BaseSocket {
   write(data: Uint8Array): void {
     if (this.isClosed || this.isLingering || data.byteLength === 0) return;
     this.#out.push(data);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.#startFlush);
+    // As on Bun (see bun.ts), output waits for the end of the event loop's
+    // iteration, so that the responses to one poll's requests leave together
+    // (on Node 20: hello world 110 -> 68 µs of CPU a request, 64 KiB 185 ->
+    // 110 µs); past FLUSH_AT_ONCE it leaves at the end of this turn, so that
+    // a stream is not read far ahead.
+    if (this.#out.bytes >= FLUSH_AT_ONCE) {
+      if (!this.#soon) {
+        this.#soon = true;
+        queueMicrotask(this.#startFlush);
+      }
+    } else if (!this.#later && !this.#soon) {
+      this.#later = true;
+      setImmediate(this.#startFlush);
     }
   }
 
   /** Bound once, so scheduling a flush allocates no closure. */
   #startFlush = (): void => {
-    this.#scheduled = false;
     this.#flush();
   };
 
+  /** Sends everything queued (a flush still scheduled then finds nothing). */
   #flush(): void {
+    this.#soon = false;
+    this.#later = false;
     const sock = this.#sock;
     // Corked, the writes of one flush (a head and the large body after it)
     // leave in one gathered send (writev) instead of one send each.
@@ -98,7 +116,7 @@ class NodeSocket extends BaseSocket {
     if (error || this.isClosed) return; // "error"/"close" report it.
     // Counted, not read off writableLength: Deno's node:net reports 0 before
     // every callback of a batch has run.
-    if (this.#writing === 0 && this.#out.bytes === 0 && !this.#scheduled) {
+    if (this.#writing === 0 && this.#out.bytes === 0 && !this.#soon && !this.#later) {
       this._flushed();
     }
   };
