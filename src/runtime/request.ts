@@ -12,6 +12,9 @@
  *   usual, while the header list is only built when the app reads it.
  * - Bun converts an init's header list far more slowly than it appends to a
  *   fresh Request's own headers, so the fields are appended.
+ * - Node's (undici's) constructor makes a costly `AbortController` for every
+ *   request: its fields are filled directly, the signal made when read (see
+ *   `undiciShortcut`).
  *
  * Each shortcut is only taken after a self-test against the real
  * constructor on this very runtime; if it ever differs, it is never taken.

@@ -4,8 +4,9 @@
  * whole (a string or bytes) without building a `ReadableStream` and a reader
  * for it. Deno keeps both in its Response internals (the shortcuts
  * `Deno.serve` takes). Bun tells a whole body through the size it reports for
- * the Response to its garbage collector (see `bunProbe`). Elsewhere, or if
- * those internals ever change shape, the standard API is used.
+ * the Response to its garbage collector (see `bunProbe`). Node's fetch keeps
+ * a whole body's source next to its stream (see `undiciState`). Elsewhere, or
+ * if those internals ever change shape, the standard API is used.
  * @module
  */
 
