@@ -10,6 +10,7 @@ import type { ParseError, ParserPool, RequestParser } from "./parser.ts";
 import type { TaskRunner } from "./runner.ts";
 import type { Addr, Socket, SocketHandler } from "./runtime/types.ts";
 import { type ExchangeHost, type Handler, Task } from "./task.ts";
+import { now } from "./clock.ts";
 
 /** How long a closing connection keeps reading the peer's leftovers (ms). */
 const LINGER_MS = 2000;
@@ -100,7 +101,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   /** Last time bytes moved in either direction (ms). */
-  lastActivity = Date.now();
+  lastActivity = now();
 
   /**
    * Taken from the pool when bytes arrive, given back at rest: an idle
@@ -160,7 +161,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   // --- socket events -----------------------------------------------------
 
   onData(chunk: Uint8Array): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     // After a close decision nothing more is processed, but the body of the
     // request being answered still is.
     if (this.#is(CLOSING) && this.#reading === null) return;
@@ -182,7 +183,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   onDrain(): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     // Only the task being served writes.
     this.#tasks[0]?.outputDrained();
     this.#maybeFinish();
@@ -218,7 +219,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     const out = this.#out;
     if (out === null || this.#is(CLOSED)) return;
     this.#out = null;
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     if (out instanceof Uint8Array) return this.socket.write(out);
     // The socket coalesces small buffers into one send and passes large ones
     // as they are.
@@ -238,7 +239,7 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   wantBody(): void {
     const reading = this.#reading;
-    if (reading !== null && reading.bodyWaitSince === 0) reading.bodyWaitSince = Date.now();
+    if (reading !== null && reading.bodyWaitSince === 0) reading.bodyWaitSince = now();
     this.#pump();
   }
 
@@ -310,6 +311,8 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.#parser = null;
       this.owner.parsers.give(parser);
     }
+    // The responses this parse answered at once leave together (see #taskDone).
+    if (!this.#is(FLUSH_DUE)) this.flush();
     this.#updateReading();
   }
 
@@ -362,7 +365,7 @@ export class Channel implements SocketHandler, ExchangeHost {
       const event = parser.next();
       if (event === null) {
         if (parser.state === "idle") parser.headStartedAt = 0;
-        else if (parser.headStartedAt === 0) parser.headStartedAt = Date.now();
+        else if (parser.headStartedAt === 0) parser.headStartedAt = now();
         return;
       }
       parser.headStartedAt = 0;
@@ -451,7 +454,9 @@ export class Channel implements SocketHandler, ExchangeHost {
       }
       return;
     }
-    this.flush();
+    // Within a parse, more requests may be answered at once: #pump sends
+    // their responses together when it is done.
+    if (!this.#is(PUMPING)) this.flush();
     this.#maybeFinish();
   }
 
@@ -500,9 +505,9 @@ export class Channel implements SocketHandler, ExchangeHost {
 /** Body bytes reached `task`: the time it waited for them counts toward the slow-body rule. */
 function bodyProgress(task: Task): void {
   if (task.bodyWaitSince !== 0) {
-    const now = Date.now();
-    task.bodyWaitMs += now - task.bodyWaitSince;
-    task.bodyWaitSince = task.pullPending ? now : 0;
+    const time = now();
+    task.bodyWaitMs += time - task.bodyWaitSince;
+    task.bodyWaitSince = task.pullPending ? time : 0;
   }
 }
 

@@ -3,13 +3,14 @@
  * @module
  */
 
+import { now } from "./clock.ts";
+
 let cachedSecond = -1;
 let cachedValue = "";
 
 /** Returns the current time as an IMF-fixdate (RFC 9110 §5.6.7), cached per second. */
 export function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
+  const second = Math.floor(now() / 1000);
   if (second !== cachedSecond) {
     cachedSecond = second;
     cachedValue = new Date(second * 1000).toUTCString();
