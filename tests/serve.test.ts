@@ -93,6 +93,27 @@ describe("serve: basics", () => {
     );
   });
 
+  test("each client sees its own port, also when requests alternate or repeat", async () => {
+    await withServer(
+      (_req, info) => new Response(`${info.remoteAddr.hostname}:${info.remoteAddr.port}`),
+      {},
+      async (port) => {
+        const a = await RawClient.connect(port);
+        const b = await RawClient.connect(port);
+        const request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        for (const [client, count] of [[a, 1], [b, 1], [a, 3], [b, 2]] as const) {
+          client.send(request.repeat(count));
+        }
+        const fromA = await a.responses(4);
+        const fromB = await b.responses(3);
+        for (const r of fromA) assert.equal(r.body, `127.0.0.1:${a.socket.localPort}`);
+        for (const r of fromB) assert.equal(r.body, `127.0.0.1:${b.socket.localPort}`);
+        a.close();
+        b.close();
+      },
+    );
+  });
+
   test("the peer's address read after the client reset is still its own", async () => {
     // Bun forgets a socket's addresses once it closes; the server must not.
     let read: (addr: unknown) => void;

@@ -113,6 +113,13 @@ function queueOf(first: Uint8Array, second: Uint8Array): OutputQueue {
   return queue;
 }
 
+/**
+ * The peer address made last, frozen: a connection's pipelined requests,
+ * and requests in a row from one client, share it (one made for every
+ * request was ~2% of a pipelined request's time).
+ */
+let lastPeer: Addr = Object.freeze({ transport: "unix", path: "\0" });
+
 /** Queued for the end-of-turn flush. */
 const SCHEDULED = OWN_FLAGS;
 /** Bun took a send only partly: the rest waits for its drain. */
@@ -151,11 +158,15 @@ class BunSocket extends BaseSocket {
   }
 
   get remoteAddr(): Addr {
+    const peer = this.#peer;
+    const last = lastPeer;
     if (this.localAddr.transport === "unix") {
-      return Object.freeze({ transport: "unix", path: this.#peer });
+      if (last.transport === "unix" && last.path === peer) return last;
+      return lastPeer = Object.freeze({ transport: "unix", path: peer });
     }
     const port = Math.floor(this.flags / PORT_UNIT);
-    return Object.freeze({ transport: "tcp", hostname: this.#peer, port });
+    if (last.hostname === peer && last.port === port && last.transport === "tcp") return last;
+    return lastPeer = Object.freeze({ transport: "tcp", hostname: peer, port });
   }
 
   get pendingBytes(): number {
