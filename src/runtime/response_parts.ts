@@ -23,7 +23,7 @@ const scratch = new Uint8Array(3 * 1024);
  * `scratch.subarray(0, n)` for each length made so far: a view costs ~60 ns
  * to make, and one is good for every body of its length.
  */
-const scratchViews: Uint8Array[] = [];
+const scratchViews: Array<Uint8Array | undefined> = new Array(scratch.byteLength + 1);
 
 function scratchView(n: number): Uint8Array {
   return scratchViews[n] ??= scratch.subarray(0, n);
