@@ -420,7 +420,9 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   #taskDone(task: Task): void {
     if (this.#is(CLOSED)) return;
-    this.#tasks.shift();
+    // pop() where it does the same keeps the array's room for the next push.
+    if (this.#tasks.length === 1) this.#tasks.pop();
+    else this.#tasks.shift();
     if (task.aborted) {
       this.flush();
       this.socket.destroy();

@@ -98,6 +98,12 @@ export const DRAIN_LIMIT = 256 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The global `Response`, read once: Deno defines it as a lazy getter on the
+ * global object, so naming it runs that getter at every use.
+ */
+const ResponseClass = Response;
+
 /** An error answered with a waitress error page (a ParseError is one). */
 interface ErrorPage {
   status: number;
@@ -367,7 +373,7 @@ export class Task {
     } catch (error) {
       return this.#failed(error, request, head);
     }
-    if (result instanceof Response) return this.#respond(result, request, head);
+    if (result instanceof ResponseClass) return this.#respond(result, request, head);
     return this.#awaitApp(result, request, head);
   }
 
@@ -384,7 +390,7 @@ export class Task {
 
   /** Checks what the app returned and writes it. */
   #respond(result: unknown, request: Request, head: RequestHead): Promise<void> | void {
-    if (!(result instanceof Response)) {
+    if (!(result instanceof ResponseClass)) {
       const error = new TypeError(`the app returned ${describe(result)}, not a Response`);
       return this.#failed(error, request, head);
     }

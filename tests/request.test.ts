@@ -241,3 +241,19 @@ test("the URL is serialised exactly as new Request() does, for odd targets too",
     assert.equal(buildRequest(parts(at(url))).url, new Request(url).url, url);
   }
 });
+
+test("a URL made again for a repeated target follows every change of origin or target", () => {
+  const urls = [
+    "http://example.test:8080/same?x=1",
+    "http://example.test:8080/same?x=1",
+    "http://example.test:9090/same?x=1",
+    "https://example.test:9090/same?x=1",
+    "https://example.test:9090/same?x=2",
+    "http://example.test:8080/same?x=1",
+    "http://example.test:8080/a/../same?x=1",
+    "http://example.test:8080/same?x=1",
+  ];
+  for (const url of [...urls, ...urls.reverse()]) {
+    assert.equal(buildRequest(parts(at(url))).url, new Request(url).url, url);
+  }
+});
