@@ -176,15 +176,36 @@ function sameAsLast(spec: HeadSpec, date: string): boolean {
   return true;
 }
 
+/** Bodies up to this many bytes are compared to the last one (see `lastWhole`). */
+const REUSE_LIMIT = 256;
+
+/**
+ * The last head and body made, when its body is at most `REUSE_LIMIT`
+ * bytes: a response equal to it gets these very bytes again (they are never
+ * written to once made), which costs a comparison instead of a new array.
+ */
+let lastWhole: Uint8Array | null = null;
+
+/** Whether `body` equals `whole` from byte `at` on. */
+function sameBody(body: Uint8Array | undefined, whole: Uint8Array, at: number): boolean {
+  const n = whole.byteLength - at;
+  if ((body === undefined ? 0 : body.byteLength) !== n) return false;
+  for (let i = 0; i < n; i++) if (body![i] !== whole[at + i]) return false;
+  return true;
+}
+
 /**
  * The status line and header block, followed by `body` when given, in one
- * array (so that head and small body go out in one write).
+ * array (so that head and small body go out in one write). The array may be
+ * the one returned for an equal response before: never write to it.
  */
 export function encodeHead(spec: HeadSpec, body?: Uint8Array): Uint8Array {
   const date = httpDate();
   const bodyLength = body ? body.byteLength : 0;
   let out: Uint8Array;
   if (sameAsLast(spec, date)) {
+    const last = lastWhole;
+    if (last !== null && sameBody(body, last, lastHeadBytes.byteLength)) return last;
     out = allocate(lastHeadBytes.byteLength + bodyLength);
     out.set(lastHeadBytes);
   } else {
@@ -201,6 +222,7 @@ export function encodeHead(spec: HeadSpec, body?: Uint8Array): Uint8Array {
     lastHeadBytes = target.slice();
   }
   if (body) out.set(body, lastHeadBytes.byteLength);
+  lastWhole = bodyLength <= REUSE_LIMIT ? out : null;
   return out;
 }
 

@@ -66,6 +66,43 @@ test("encodeHead writes every part, and a changed part is never served from the 
   }
 });
 
+test("an equal head and body is served from the last one made, any other body never", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const steps: Array<Uint8Array | undefined> = [
+    bytes("hello"),
+    bytes("hello"),
+    bytes("jello"),
+    bytes("hello"),
+    bytes("hell"),
+    undefined,
+    undefined,
+    bytes(""),
+    bytes("x".repeat(300)),
+    bytes("x".repeat(300)),
+    bytes("hello"),
+  ];
+  let previous: Uint8Array | null = null;
+  let previousText = "";
+  for (const body of steps) {
+    const out = encodeHead(spec(), body);
+    const text = decode(out);
+    const bodyText = body === undefined ? "" : decode(body);
+    assert.ok(text.endsWith("\r\n\r\n" + bodyText), text);
+    assert.equal(text.indexOf("\r\n\r\n") + 4, out.byteLength - bodyText.length);
+    // The same bytes again only for the same small body.
+    if (previous !== null && out === previous) {
+      assert.equal(text, previousText);
+      assert.ok(bodyText.length <= 256);
+    }
+    // What was handed out is never changed by a later response.
+    if (previous !== null) assert.equal(decode(previous), previousText);
+    previous = out;
+    previousText = text;
+  }
+  const a = encodeHead(spec(), bytes("same"));
+  assert.equal(encodeHead(spec(), bytes("same")), a);
+});
+
 test("inspectHeaders drops hop-by-hop and framing fields and reports what they said", () => {
   const facts = inspectHeaders([
     "a",

@@ -207,8 +207,18 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
   return undefined;
 }
 
+/**
+ * The text `scratch` holds the encoding of, and that encoding: an app
+ * usually answers with the same text again (the comparison is one of
+ * pointers for the same string).
+ */
+let lastText = "";
+let lastEncoded = scratchView(0);
+
 function encode(text: string): Uint8Array {
+  if (text === lastText) return lastEncoded;
   if (text.length > 1024) return encoder.encode(text);
+  lastText = text;
   // Short ASCII is copied by hand: a call into the native encoder costs
   // more than the loop.
   const n = text.length;
@@ -219,10 +229,10 @@ function encode(text: string): Uint8Array {
       if (c > 0x7f) break;
       scratch[i] = c;
     }
-    if (i === n) return scratchView(n);
+    if (i === n) return lastEncoded = scratchView(n);
   }
   // At most 3 bytes per UTF-16 unit, so it always fits.
-  return scratchView(encoder.encodeInto(text, scratch).written);
+  return lastEncoded = scratchView(encoder.encodeInto(text, scratch).written);
 }
 
 /**
