@@ -779,7 +779,8 @@ export class RequestParser {
 
   private compactQueue(): void {
     if (this.qHead === this.queue.length) {
-      this.queue.length = 0;
+      // pop() is inlined; setting length calls into the runtime.
+      while (this.queue.length > 0) this.queue.pop();
       this.qHead = 0;
     } else if (this.qHead > 32) {
       this.queue = this.queue.slice(this.qHead);

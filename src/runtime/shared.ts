@@ -139,7 +139,8 @@ export class OutputQueue {
     for (let i = start; i < end; i++) items[i] = EMPTY;
     this.#head = end;
     if (this.#head === items.length) {
-      items.length = 0;
+      // pop() is inlined; setting length calls into the runtime.
+      while (items.length > 0) items.pop();
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > items.length) {
       // Compact now and then so the array does not grow without bound.
