@@ -246,8 +246,8 @@ class InnerRequest {
     this.headerListInner = value;
   }
 
+  /** Made with the request (see the constructor); a redirect only appends to the lists. */
   url(): string {
-    if (this.urlListProcessed[0] === undefined) this.urlListProcessed[0] = this.urlList[0]();
     return this.urlListProcessed[0];
   }
 
