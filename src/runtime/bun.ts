@@ -6,12 +6,12 @@
  */
 
 import { chmodSync } from "node:fs";
-import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
+import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import {
-  AcceptGate,
   BaseSocket,
   bindError,
   formatAddr,
+  GatedListener,
   OutputQueue,
   OWN_FLAGS,
   release,
@@ -306,18 +306,18 @@ class BunSocket extends BaseSocket {
   }
 }
 
-/** A bound Bun listener. */
-class BunListener implements Listener {
+/** A bound Bun listener (Bun cannot stop accepting: see `GatedListener`). */
+class BunListener extends GatedListener {
   addr: Addr;
   #raw: BunRawListener | undefined;
   #unixPath: string | undefined;
-  #gate = new AcceptGate();
   /** The last local address made: connections on the same one share it. */
   #local: Addr | undefined;
   /** Every connection's local address, when the listener's says it (a specific IPv4 one). */
   #fixedLocal: Addr | undefined;
 
   constructor(addr: Addr, unixPath: string | undefined) {
+    super();
     this.addr = addr;
     this.#unixPath = unixPath;
   }
@@ -329,7 +329,7 @@ class BunListener implements Listener {
         const s = new BunSocket(sock, this.#localAddrOf(sock));
         sock.data = s;
         // Data before start() is held (and reading paused) by the base class.
-        if (this.#gate.offer(s)) sock.pause();
+        if (this.offer(s)) sock.pause();
       },
       data: (sock, chunk) => sock.data?.bunData(chunk),
       drain: (sock) => sock.data?.bunDrain(),
@@ -369,16 +369,8 @@ class BunListener implements Listener {
     }
   }
 
-  start(onConnection: (socket: Socket) => void): void {
-    this.#gate.start(onConnection);
-  }
-
-  setAccepting(accepting: boolean): void {
-    this.#gate.setAccepting(accepting);
-  }
-
   close(): Promise<void> {
-    this.#gate.close();
+    this.closeGate();
     try {
       this.#raw?.stop(false);
     } catch { /* already stopped */ }

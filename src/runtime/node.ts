@@ -8,8 +8,15 @@
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
 import { chmodSync } from "node:fs";
 import process from "node:process";
-import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
-import { AcceptGate, BaseSocket, bindError, formatAddr, OutputQueue, toError } from "./shared.ts";
+import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
+import {
+  BaseSocket,
+  bindError,
+  formatAddr,
+  GatedListener,
+  OutputQueue,
+  toError,
+} from "./shared.ts";
 import { removeIfSocket } from "./unix_socket.ts";
 
 /** Queued output this large is sent at the end of the turn (see `write`). */
@@ -139,32 +146,23 @@ class NodeSocket extends BaseSocket {
   }
 }
 
-/** A bound node:net listener. */
-class NodeListener implements Listener {
+/** A bound node:net listener (node cannot stop accepting: see `GatedListener`). */
+class NodeListener extends GatedListener {
   readonly addr: Addr;
   #server: Server;
-  /** node cannot stop accepting; sockets accepted while paused wait here. */
-  #gate = new AcceptGate();
 
   constructor(server: Server, addr: Addr) {
+    super();
     this.#server = server;
     this.addr = addr;
     server.on("connection", (sock: NetSocket) => {
       // Sockets arrive paused (pauseOnConnect) and stay so until start().
-      this.#gate.offer(new NodeSocket(sock, this.addr));
+      this.offer(new NodeSocket(sock, this.addr));
     });
   }
 
-  start(onConnection: (socket: Socket) => void): void {
-    this.#gate.start(onConnection);
-  }
-
-  setAccepting(accepting: boolean): void {
-    this.#gate.setAccepting(accepting);
-  }
-
   close(): Promise<void> {
-    this.#gate.close();
+    this.closeGate();
     // server.close()'s callback waits for every connection to end; the
     // listening handle itself (and a unix socket file) goes away now.
     if (this.#server.listening) this.#server.close();

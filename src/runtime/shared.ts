@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Addr, ListenSpec, Socket, SocketHandler } from "./types.ts";
+import type { Addr, Listener, ListenSpec, Socket, SocketHandler } from "./types.ts";
 
 /** Default size of one read (bytes); `ListenSpec.recvBytes` overrides it. */
 export const DEFAULT_RECV_BYTES = 65536;
@@ -434,11 +434,13 @@ export function toError(value: unknown): Error {
 }
 
 /**
- * Hands accepted sockets to the listener's owner, holding them (paused, in
- * order) while accepting is paused or before `start`: for runtimes that
- * cannot stop accepting (Bun, node:net).
+ * A listener for runtimes that cannot stop accepting (Bun, node:net): it
+ * hands accepted sockets to its owner, holding them (paused, in order) while
+ * accepting is paused or before `start`. Subclasses bind, `offer` what they
+ * accept, and call `closeGate` when closed.
  */
-export class AcceptGate {
+export abstract class GatedListener implements Listener {
+  abstract readonly addr: Addr;
   #onConnection: ((socket: Socket) => void) | undefined;
   #accepting = true;
   #closed = false;
@@ -457,11 +459,13 @@ export class AcceptGate {
     if (accepting) this.#release();
   }
 
+  abstract close(): Promise<void>;
+
   /**
    * A newly accepted socket: handed out now, closed if the listener is
    * closed, or held. Returns true when held (the caller pauses its reads).
    */
-  offer(socket: BaseSocket): boolean {
+  protected offer(socket: BaseSocket): boolean {
     if (this.#closed) {
       socket.discard();
       return false;
@@ -476,7 +480,7 @@ export class AcceptGate {
   }
 
   /** Closes every held socket; later offers are closed at once. */
-  close(): void {
+  protected closeGate(): void {
     if (this.#closed) return;
     this.#closed = true;
     const held = [...this.#held];
