@@ -247,100 +247,79 @@ const ALL: ScenarioId[] = ["a", "b", "c", "d", "e", "f"];
 const RAW: ScenarioId[] = ["a", "b", "e"];
 const connectionLimit = () => IDLE + 100;
 
+/** What the servers of one runtime share. */
+interface Family {
+  runtime: string;
+  native: string;
+  raw?: string;
+  missing?: string;
+  /** The command line that runs `script`. */
+  run(script: string): string[];
+}
+
+const DENO: Family = {
+  runtime: "Deno",
+  native: "deno-serve",
+  raw: "deno-raw",
+  run: (script) => [denoBin, "run", "-A", script],
+};
+const BUN: Family = {
+  runtime: "Bun",
+  native: "bun-serve",
+  raw: "bun-raw",
+  missing: bunBin ? undefined : "bun not found (npm ci installs it)",
+  run: (script) => [bunBin!, script],
+};
+const NODE: Family = {
+  runtime: "Node",
+  native: "node-http",
+  missing: nodeBin ? undefined : "node not found",
+  run: (script) => [nodeBin!, script],
+};
+
+/** A server of `family` that runs `script`. */
+function server(
+  family: Family,
+  name: string,
+  label: string,
+  scenarios: ScenarioId[],
+  script: string,
+): ServerSpec {
+  return {
+    ...family,
+    name,
+    label,
+    scenarios,
+    command: (port) => [...family.run(script), `--port=${port}`],
+  };
+}
+
+/** This server on `family`; waitress's connection_limit defaults to 100, and (e) needs more. */
+function waitressOn(family: Family, script: () => string, missing = family.missing): ServerSpec {
+  return {
+    ...family,
+    name: `waitress-${family.runtime.toLowerCase()}`,
+    label: `waitress (this) on ${family.runtime}`,
+    scenarios: ALL,
+    missing,
+    command: (port, s) => [
+      ...family.run(script()),
+      `--port=${port}`,
+      ...(s === "e" ? [`--options={"connectionLimit":${connectionLimit()}}`] : []),
+    ],
+  };
+}
+
 const SERVERS: ServerSpec[] = [
-  {
-    name: "waitress-deno",
-    label: "waitress (this) on Deno",
-    runtime: "Deno",
-    native: "deno-serve",
-    raw: "deno-raw",
-    scenarios: ALL,
-    // waitress's connection_limit defaults to 100; (e) needs more.
-    command: (port, s) => [
-      denoBin,
-      "run",
-      "-A",
-      "bench/servers/waitress.ts",
-      `--port=${port}`,
-      ...(s === "e" ? [`--options={"connectionLimit":${connectionLimit()}}`] : []),
-    ],
-  },
-  {
-    name: "deno-serve",
-    label: "Deno.serve",
-    runtime: "Deno",
-    native: "deno-serve",
-    raw: "deno-raw",
-    scenarios: ALL,
-    command: (port) => [denoBin, "run", "-A", "bench/servers/deno_serve.ts", `--port=${port}`],
-  },
-  {
-    name: "deno-raw",
-    label: "raw Deno.listen",
-    runtime: "Deno",
-    native: "deno-serve",
-    raw: "deno-raw",
-    scenarios: RAW,
-    command: (port) => [denoBin, "run", "-A", "bench/servers/deno_raw.ts", `--port=${port}`],
-  },
-  {
-    name: "waitress-bun",
-    label: "waitress (this) on Bun",
-    runtime: "Bun",
-    native: "bun-serve",
-    raw: "bun-raw",
-    scenarios: ALL,
-    missing: bunBin ? undefined : "bun not found (npm ci installs it)",
-    command: (port, s) => [
-      bunBin!,
-      "bench/servers/waitress.ts",
-      `--port=${port}`,
-      ...(s === "e" ? [`--options={"connectionLimit":${connectionLimit()}}`] : []),
-    ],
-  },
-  {
-    name: "bun-serve",
-    label: "Bun.serve",
-    runtime: "Bun",
-    native: "bun-serve",
-    raw: "bun-raw",
-    scenarios: ALL,
-    missing: bunBin ? undefined : "bun not found (npm ci installs it)",
-    command: (port) => [bunBin!, "bench/servers/bun_serve.ts", `--port=${port}`],
-  },
-  {
-    name: "bun-raw",
-    label: "raw Bun.listen",
-    runtime: "Bun",
-    native: "bun-serve",
-    raw: "bun-raw",
-    scenarios: RAW,
-    missing: bunBin ? undefined : "bun not found (npm ci installs it)",
-    command: (port) => [bunBin!, "bench/servers/bun_raw.ts", `--port=${port}`],
-  },
-  {
-    name: "waitress-node",
-    label: "waitress (this) on Node",
-    runtime: "Node",
-    native: "node-http",
-    scenarios: ALL,
-    missing: nodeBundle.file ? undefined : nodeBundle.why,
-    command: (port, s) => [
-      nodeBin!,
-      nodeBundle.file!,
-      `--port=${port}`,
-      ...(s === "e" ? [`--options={"connectionLimit":${connectionLimit()}}`] : []),
-    ],
-  },
-  {
-    name: "node-http",
-    label: "node:http",
-    runtime: "Node",
-    native: "node-http",
-    scenarios: ALL,
-    missing: nodeBin ? undefined : "node not found",
-    command: (port) => [nodeBin!, "bench/servers/node_http.mjs", `--port=${port}`],
-  },
+  waitressOn(DENO, () => "bench/servers/waitress.ts"),
+  server(DENO, "deno-serve", "Deno.serve", ALL, "bench/servers/deno_serve.ts"),
+  server(DENO, "deno-raw", "raw Deno.listen", RAW, "bench/servers/deno_raw.ts"),
+  waitressOn(BUN, () => "bench/servers/waitress.ts"),
+  server(BUN, "bun-serve", "Bun.serve", ALL, "bench/servers/bun_serve.ts"),
+  server(BUN, "bun-raw", "raw Bun.listen", RAW, "bench/servers/bun_raw.ts"),
+  // Node 20 cannot load TypeScript: it runs a bundle of bench/servers/waitress.ts.
+  waitressOn(NODE, () => nodeBundle.file!, nodeBundle.file ? undefined : nodeBundle.why),
+  server(NODE, "node-http", "node:http", ALL, "bench/servers/node_http.mjs"),
   {
     name: "waitress-py",
     label: "Python waitress (4 threads)",
