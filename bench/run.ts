@@ -847,15 +847,8 @@ const minutes = (Date.now() - started.getTime()) / 60000;
 
 // ---------------------------------------------------------------- report
 
-interface Summary {
-  value: number;
-  cpu: number;
-  cpuPct: number;
-  clientPct: number;
-  foreignPct: number;
-  p99ms: number;
-  errors: number;
-}
+/** A cell's medians (its errors summed). */
+type Summary = Omit<Run, "detail">;
 function summary(scenario: string, server: string): Summary | null {
   const cell = cells.find((c) => c.scenario === scenario && c.server === server);
   if (!cell || cell.runs.length === 0) return null;

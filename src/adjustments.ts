@@ -156,33 +156,21 @@ export interface Adjustments {
 }
 
 /** The defaults: waitress's, except `threads` (see `maxConcurrency`). */
-export const DEFAULTS: Readonly<{
-  host: string;
-  port: number;
-  ipv4: boolean;
-  ipv6: boolean;
-  backlog: number;
-  reusePort: boolean;
-  unixSocketPerms: number;
-  urlScheme: "http" | "https";
-  urlPrefix: string;
-  ident: string;
-  serverName: string;
-  maxConcurrency: number;
-  connectionLimit: number;
-  cleanupInterval: number;
-  channelTimeout: number;
-  logSocketErrors: boolean;
-  maxRequestHeaderSize: number;
-  maxRequestBodySize: number;
-  exposeTracebacks: boolean;
-  recvBytes: number;
-  outbufHighWatermark: number;
-  channelRequestLookahead: number;
-  trustedProxyCount: number;
-  clearUntrustedProxyHeaders: boolean;
-  logUntrustedProxyHeaders: boolean;
-}> = Object.freeze({
+export const DEFAULTS: Readonly<
+  & {
+    host: string;
+    port: number;
+    ipv4: boolean;
+    ipv6: boolean;
+    backlog: number;
+    reusePort: boolean;
+    unixSocketPerms: number;
+  }
+  & Omit<
+    Adjustments,
+    "listen" | "trustedProxy" | "trustedProxyHeaders" | "signal" | "onListen" | "onError" | "logger"
+  >
+> = Object.freeze({
   host: "0.0.0.0",
   port: 8080,
   ipv4: true,
