@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
+import { release } from "../src/runtime/shared.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
 test("takeStaticBody: whole bodies on Deno, Bun and Node, never a stream", async () => {
@@ -95,6 +96,47 @@ test("takeStaticBody: JSON, status text, a touched body; a locked body stays for
   assert.equal(takeStaticBody(locked), undefined);
   assert.equal(locked.body!.locked, true, "still locked: the caller answers it as used");
   reader.releaseLock();
+});
+
+test("a large whole body is a copy the server may free once sent; the app's buffer is untouched", async () => {
+  const source = new Uint8Array(64 * 1024).fill(7);
+  const response = new Response(source);
+  const bytes = takeStaticBody(response)!;
+  assert.equal(bytes.byteLength, source.byteLength);
+  assert.notEqual(bytes.buffer, source.buffer, "a copy made with the Response");
+  release(bytes);
+  // deno-lint-ignore no-explicit-any
+  const runtime = globalThis as any;
+  if ((runtime.Deno || runtime.Bun) && "transfer" in ArrayBuffer.prototype) {
+    assert.equal(bytes.byteLength, 0, "freed at once");
+  }
+  assert.equal(source.byteLength, 64 * 1024);
+  assert.ok(source.every((b) => b === 7));
+  assert.equal(response.bodyUsed, true);
+  await assert.rejects(response.arrayBuffer(), "its body stays used, not emptied");
+});
+
+test("large bodies made from one app buffer reach the client whole, request after request", async () => {
+  // 64 KiB goes out merged with its head, 300 KiB as it is (larger than a merge buffer).
+  const sizes = [64 * 1024, 300 * 1024, 64 * 1024, 300 * 1024, 64 * 1024];
+  const shared = new Uint8Array(300 * 1024).map((_, i) => i % 251);
+  await withServer(
+    (req) => new Response(shared.subarray(0, Number(new URL(req.url).pathname.slice(1)))),
+    {},
+    async (port) => {
+      const c = await RawClient.connect(port);
+      for (const n of sizes) c.send(`GET /${n} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const rs = await c.responses(sizes.length);
+      c.close();
+      rs.forEach((r, k) => {
+        assert.equal(r.body.length, sizes[k]);
+        for (let i = 0; i < r.body.length; i += 997) {
+          assert.equal(r.body.charCodeAt(i), i % 251, `response ${k}, byte ${i}`);
+        }
+      });
+      assert.ok(shared.every((b, i) => b === i % 251), "the app's buffer is untouched");
+    },
+  );
 });
 
 test("string, bytes, JSON, Blob and stream bodies reach the client byte for byte", async () => {

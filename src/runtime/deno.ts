@@ -12,6 +12,7 @@ import {
   DEFAULT_RECV_BYTES,
   formatAddr,
   OutputQueue,
+  release,
   SCRATCH_LEAD,
   toError,
 } from "./shared.ts";
@@ -153,6 +154,8 @@ class DenoSocket extends BaseSocket {
         if (lent !== undefined) {
           giveBackScratch(lent);
           lent = undefined;
+        } else {
+          release(chunk); // sent as it was: a body only we hold is freed now
         }
       }
     } catch (e) {
