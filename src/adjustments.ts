@@ -367,6 +367,14 @@ function integer(name: string, value: unknown, min: number, max = Number.MAX_SAF
   return value;
 }
 
+function positive(name: string, value: unknown): number {
+  return integer(name, value, 1);
+}
+
+function natural(name: string, value: unknown): number {
+  return integer(name, value, 0);
+}
+
 function seconds(name: string, value: unknown): number {
   const what = "a number of seconds > 0";
   if (typeof value !== "number") throw typeError(name, what, value);
@@ -767,8 +775,14 @@ export function resolveOptions(options: Options = {}): Adjustments {
   const o = options as Record<string, unknown>;
   const logger = resolveLogger(o.logger);
 
-  const ipv4 = o.ipv4 === undefined ? DEFAULTS.ipv4 : boolean("ipv4", o.ipv4);
-  const ipv6 = o.ipv6 === undefined ? DEFAULTS.ipv6 : boolean("ipv6", o.ipv6);
+  /** The option checked by `check`, or its default when it is not given. */
+  const given = <K extends keyof typeof DEFAULTS>(
+    name: K,
+    check: (name: K, value: unknown) => (typeof DEFAULTS)[K],
+  ): (typeof DEFAULTS)[K] => o[name] === undefined ? DEFAULTS[name] : check(name, o[name]);
+
+  const ipv4 = given("ipv4", boolean);
+  const ipv6 = given("ipv6", boolean);
   if (!ipv4 && !ipv6) throw new RangeError("ipv4 and ipv6 may not both be false");
   const listen = resolveListen(options, { ipv4, ipv6 });
 
@@ -809,7 +823,7 @@ export function resolveOptions(options: Options = {}): Adjustments {
   }
   let trustedProxyCount = DEFAULTS.trustedProxyCount;
   if (o.trustedProxyCount !== undefined) {
-    trustedProxyCount = integer("trustedProxyCount", o.trustedProxyCount, 1);
+    trustedProxyCount = positive("trustedProxyCount", o.trustedProxyCount);
     if (trustedProxy === undefined) {
       throw new RangeError(
         `trustedProxyCount has no meaning without setting trustedProxy, got ${
@@ -824,48 +838,24 @@ export function resolveOptions(options: Options = {}): Adjustments {
     listen,
     urlScheme,
     urlPrefix: o.urlPrefix === undefined ? DEFAULTS.urlPrefix : urlPrefix(o.urlPrefix),
-    ident: o.ident === undefined ? DEFAULTS.ident : text("ident", o.ident),
-    serverName: o.serverName === undefined ? DEFAULTS.serverName : text("serverName", o.serverName),
+    ident: given("ident", text),
+    serverName: given("serverName", text),
     maxConcurrency,
-    connectionLimit: o.connectionLimit === undefined
-      ? DEFAULTS.connectionLimit
-      : integer("connectionLimit", o.connectionLimit, 1),
-    cleanupInterval: o.cleanupInterval === undefined
-      ? DEFAULTS.cleanupInterval
-      : seconds("cleanupInterval", o.cleanupInterval),
-    channelTimeout: o.channelTimeout === undefined
-      ? DEFAULTS.channelTimeout
-      : seconds("channelTimeout", o.channelTimeout),
-    logSocketErrors: o.logSocketErrors === undefined
-      ? DEFAULTS.logSocketErrors
-      : boolean("logSocketErrors", o.logSocketErrors),
-    maxRequestHeaderSize: o.maxRequestHeaderSize === undefined
-      ? DEFAULTS.maxRequestHeaderSize
-      : integer("maxRequestHeaderSize", o.maxRequestHeaderSize, 1),
-    maxRequestBodySize: o.maxRequestBodySize === undefined
-      ? DEFAULTS.maxRequestBodySize
-      : integer("maxRequestBodySize", o.maxRequestBodySize, 0),
-    exposeTracebacks: o.exposeTracebacks === undefined
-      ? DEFAULTS.exposeTracebacks
-      : boolean("exposeTracebacks", o.exposeTracebacks),
-    recvBytes: o.recvBytes === undefined
-      ? DEFAULTS.recvBytes
-      : integer("recvBytes", o.recvBytes, 1),
-    outbufHighWatermark: o.outbufHighWatermark === undefined
-      ? DEFAULTS.outbufHighWatermark
-      : integer("outbufHighWatermark", o.outbufHighWatermark, 1),
-    channelRequestLookahead: o.channelRequestLookahead === undefined
-      ? DEFAULTS.channelRequestLookahead
-      : integer("channelRequestLookahead", o.channelRequestLookahead, 0),
+    connectionLimit: given("connectionLimit", positive),
+    cleanupInterval: given("cleanupInterval", seconds),
+    channelTimeout: given("channelTimeout", seconds),
+    logSocketErrors: given("logSocketErrors", boolean),
+    maxRequestHeaderSize: given("maxRequestHeaderSize", positive),
+    maxRequestBodySize: given("maxRequestBodySize", natural),
+    exposeTracebacks: given("exposeTracebacks", boolean),
+    recvBytes: given("recvBytes", positive),
+    outbufHighWatermark: given("outbufHighWatermark", positive),
+    channelRequestLookahead: given("channelRequestLookahead", natural),
     trustedProxy,
     trustedProxyCount,
     trustedProxyHeaders,
-    clearUntrustedProxyHeaders: o.clearUntrustedProxyHeaders === undefined
-      ? DEFAULTS.clearUntrustedProxyHeaders
-      : boolean("clearUntrustedProxyHeaders", o.clearUntrustedProxyHeaders),
-    logUntrustedProxyHeaders: o.logUntrustedProxyHeaders === undefined
-      ? DEFAULTS.logUntrustedProxyHeaders
-      : boolean("logUntrustedProxyHeaders", o.logUntrustedProxyHeaders),
+    clearUntrustedProxyHeaders: given("clearUntrustedProxyHeaders", boolean),
+    logUntrustedProxyHeaders: given("logUntrustedProxyHeaders", boolean),
     signal: resolveSignal(o.signal),
     onListen: o.onListen === undefined ? undefined : fn("onListen", o.onListen),
     onError: o.onError === undefined ? undefined : fn("onError", o.onError),
