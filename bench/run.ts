@@ -985,62 +985,26 @@ function targets(): string[] {
       ["waitress-bun", "bun-serve", "bun-raw", "Bun"],
     ]
   ) {
+    const value = (s: Summary) => s.value;
     const r = (scenario: string, other: string, f: (s: Summary) => number) =>
       v(scenario, ours, f) / v(scenario, other, f);
-    const pair = (scenario: string, other: string): [string, string][] => [
-      [scenario, ours],
-      [scenario, other],
-    ];
+    /** Our requests/s or MB/s in `scenario` over `other`'s, checked against a floor. */
+    const faster = (what: string, scenario: string, other: string, limit: number) =>
+      check(`${rt} ${what}`, r(scenario, other, value), limit, false, [
+        [scenario, ours],
+        [scenario, other],
+      ]);
     check(`${rt} (a) CPU/req vs native`, r("a", native, (s) => s.cpu), 1.3, true, []);
-    check(
-      `${rt} (a) req/s vs native`,
-      r("a", native, (s) => s.value),
-      0.9,
-      false,
-      pair("a", native),
-    );
-    check(`${rt} (b) req/s vs native`, r("b", native, (s) => s.value), 3, false, pair("b", native));
-    check(
-      `${rt} (b) req/s vs raw ceiling`,
-      r("b", raw, (s) => s.value),
-      0.4,
-      false,
-      pair("b", raw),
-    );
-    check(
-      `${rt} (c) req/s vs native`,
-      r("c", native, (s) => s.value),
-      0.8,
-      false,
-      pair("c", native),
-    );
-    check(
-      `${rt} (d) download MB/s vs native`,
-      r("d↓", native, (s) => s.value),
-      0.8,
-      false,
-      pair("d↓", native),
-    );
-    check(
-      `${rt} (d) upload MB/s vs native`,
-      r("d↑", native, (s) => s.value),
-      0.8,
-      false,
-      pair("d↑", native),
-    );
-    check(`${rt} (d) download GB/s`, v("d↓", ours, (s) => s.value) / 1000, 1, false, [[
-      "d↓",
-      ours,
-    ]]);
-    check(`${rt} (d) upload GB/s`, v("d↑", ours, (s) => s.value) / 1000, 1, false, [["d↑", ours]]);
-    check(`${rt} (e) memory/connection vs native`, r("e", native, (s) => s.value), 1.5, true, []);
-    check(
-      `${rt} (a) req/s vs Python waitress`,
-      r("a", "waitress-py", (s) => s.value),
-      6,
-      false,
-      pair("a", "waitress-py"),
-    );
+    faster("(a) req/s vs native", "a", native, 0.9);
+    faster("(b) req/s vs native", "b", native, 3);
+    faster("(b) req/s vs raw ceiling", "b", raw, 0.4);
+    faster("(c) req/s vs native", "c", native, 0.8);
+    faster("(d) download MB/s vs native", "d↓", native, 0.8);
+    faster("(d) upload MB/s vs native", "d↑", native, 0.8);
+    check(`${rt} (d) download GB/s`, v("d↓", ours, value) / 1000, 1, false, [["d↓", ours]]);
+    check(`${rt} (d) upload GB/s`, v("d↑", ours, value) / 1000, 1, false, [["d↑", ours]]);
+    check(`${rt} (e) memory/connection vs native`, r("e", native, value), 1.5, true, []);
+    faster("(a) req/s vs Python waitress", "a", "waitress-py", 6);
   }
   if (lines.length === 0) return [];
   return [
