@@ -168,7 +168,7 @@ export class Task {
   run(): Promise<void> | void {
     let pending: Promise<void> | void = undefined;
     try {
-      pending = this.error ? this.#writeError(this.error, "1.1") : this.#serve(this.head!);
+      pending = this.error ? this.#writeError(this.error, null) : this.#serve(this.head!);
     } catch (error) {
       this.#internalError(error);
     }
@@ -326,7 +326,7 @@ export class Task {
       if ("error" in proxied) {
         return this.#writeError(
           { status: 400, detail: proxied.error, close: true },
-          head.version,
+          head,
         );
       }
       view = proxied;
@@ -344,7 +344,7 @@ export class Task {
       else {
         return this.#writeError(
           { status: 404, detail: `${rawPath} is outside ${prefix}`, close: false },
-          head.version,
+          head,
         );
       }
     }
@@ -355,7 +355,7 @@ export class Task {
     } catch (error) {
       return this.#writeError(
         { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
-        head.version,
+        head,
       );
     }
     const info = new Info(
@@ -410,7 +410,7 @@ export class Task {
   #writeFinal(response: Response, head: RequestHead): Promise<void> | void {
     if (this.#forcedError && !this.responseStarted) {
       response.body?.cancel().catch(() => {});
-      return this.#writeError(this.#forcedError, head.version);
+      return this.#writeError(this.#forcedError, head);
     }
     return this.#writeResponse(response, head);
   }
@@ -463,12 +463,20 @@ export class Task {
     });
   }
 
-  #writeError(error: ErrorPage, version: "1.0" | "1.1"): void {
+  /** Writes a waitress error page; `head` is null when the request could not be parsed. */
+  #writeError(error: ErrorPage, head: RequestHead | null): void {
     if (error.close) this.closeAfter = true;
     if (this.host.closed) return;
     this.responseStarted = true;
     this.host.write(
-      errorResponseBytes(version, error.status, error.detail, this.host.adj.ident, this.closeAfter),
+      errorResponseBytes(
+        head?.version ?? "1.1",
+        error.status,
+        error.detail,
+        this.host.adj.ident,
+        this.closeAfter,
+        head?.method === "HEAD",
+      ),
     );
   }
 
@@ -644,7 +652,7 @@ export class Task {
     );
     this.#writeError(
       { status: 500, detail: "The app returned a used Response body", close: true },
-      head.version,
+      head,
     );
   }
 
@@ -666,7 +674,7 @@ export class Task {
           : "The server encountered an unexpected internal server error",
         close: true,
       },
-      head.version,
+      head,
     );
   }
 

@@ -470,6 +470,36 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("HEAD answered by the server's own error pages gets no body either", async () => {
+    await withServer(
+      (req) => {
+        if (new URL(req.url).pathname === "/app/fail") throw new Error("boom");
+        return new Response("in");
+      },
+      { urlPrefix: "/app", logger: recordingLogger() },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        // The 404 for a path outside urlPrefix keeps the connection: a body
+        // here would be read as the start of the next response.
+        c.send(
+          "HEAD /outside HTTP/1.1\r\nHost: x\r\n\r\nGET /app/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        await c.until(() => c.text.endsWith("\r\n\r\nin"));
+        const [first, second] = c.text.split(/(?=HTTP\/1\.1 200)/);
+        assert.match(first, /^HTTP\/1\.1 404 Not Found\r\n/);
+        assert.match(first, /content-length: \d+\r\n/, "the length a GET would get");
+        assert.ok(first.endsWith("\r\n\r\n"), JSON.stringify(first));
+        assert.match(second, /^HTTP\/1\.1 200 OK\r\n/);
+        c.send("HEAD /app/fail HTTP/1.1\r\nHost: x\r\n\r\n");
+        await c.closedByServer();
+        const third = c.text.slice(first.length + second.length);
+        assert.match(third, /^HTTP\/1\.1 500 Internal Server Error\r\n/);
+        assert.ok(third.endsWith("\r\n\r\n"), JSON.stringify(third));
+        c.close();
+      },
+    );
+  });
+
   test("204 and 304 have no body and no chunked framing", async () => {
     await withServer(
       (req) => {
