@@ -294,7 +294,9 @@ export class Task {
       pull: () => {
         this.#bodyInUse = true;
         if (this.bodyState !== "open") return;
-        if (this.head!.expectContinue && !this.#continueSent) {
+        // A 1xx only ever precedes the final response: once that has begun,
+        // a 100 would land inside its body.
+        if (this.head!.expectContinue && !this.#continueSent && !this.responseStarted) {
           this.#continueSent = true;
           this.host.sendContinue();
         }

@@ -386,6 +386,34 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("no 100 Continue once the response has begun: the body is read as it comes", async () => {
+    const app = (req: Request) => {
+      const encoder = new TextEncoder();
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(encoder.encode("start;"));
+            await sleep(30);
+            controller.enqueue(new Uint8Array(await req.arrayBuffer()));
+            controller.close();
+          },
+        }),
+      );
+    };
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+      await c.until(() => c.text.includes("start;"));
+      await sleep(80);
+      c.send("abc");
+      const [r] = await c.responses(1);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "start;abc");
+      assert.doesNotMatch(c.text, /100 Continue/);
+      c.close();
+    });
+  });
+
   test("no 100 Continue for a rejected request", async () => {
     await withServer(echo, { maxRequestBodySize: 10 }, async (port) => {
       const text = await exchange(
