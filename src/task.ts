@@ -96,6 +96,9 @@ export interface ExchangeHost {
 /** How much of an unread request body is read and discarded to keep the connection. */
 export const DRAIN_LIMIT = 256 * 1024;
 
+/** How much of a stream body, ready at once, is joined to be sent with a Content-Length. */
+export const GATHER_LIMIT = 256 * 1024;
+
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -488,6 +491,9 @@ export class Task {
       response.body?.cancel().catch(() => {});
       return;
     }
+    // The fields first: Bun fills in the content type of a Blob, form data
+    // or URLSearchParams body only while the body is unread.
+    const facts = inspectHeaders(responseFields(response));
     // A body given whole needs no stream (and `.body` would build one). It
     // may be a view of a shared buffer: nothing before the head is written
     // (which copies it) may wait. A body taken whole was unused (asking
@@ -500,7 +506,6 @@ export class Task {
     if (body?.locked) {
       return this.#usedBody(head);
     }
-    const facts = inspectHeaders(responseFields(response));
     if (facts.appClose || host.closing) this.closeAfter = true;
     // Decide before the head goes out whether an unread body forces a close.
     if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
@@ -511,8 +516,11 @@ export class Task {
   }
 
   /**
-   * Reads the first chunk of a stream body, and whether more follow (a body
-   * that is complete at once is sent with a Content-Length).
+   * Reads the first chunk of a stream body, and whether more follow: a body
+   * that is complete at once is sent with a Content-Length. Without one from
+   * the app, chunks that are ready at once are joined up to `GATHER_LIMIT`
+   * (Bun streams a Blob in 16 KiB chunks, and apps often enqueue a page in
+   * pieces), so a body that ends among them gets a Content-Length too.
    */
   async #readFirst(
     response: Response,
@@ -528,7 +536,24 @@ export class Task {
       if (!r.done) {
         first = asBytes(r.value);
         next = reader.read();
-        if (await settlesSoon(next) && (await next).done === true) next = null;
+        const limit = facts.appLength < 0
+          ? Math.min(GATHER_LIMIT, this.host.adj.outbufHighWatermark)
+          : 0;
+        let gathered: Uint8Array[] | null = null;
+        let size = first.byteLength;
+        while (await settlesSoon(next)) {
+          const n = await next;
+          if (n.done) {
+            next = null;
+            break;
+          }
+          if (size >= limit) break;
+          const chunk = asBytes(n.value);
+          (gathered ??= [first]).push(chunk);
+          size += chunk.byteLength;
+          next = reader.read();
+        }
+        if (gathered !== null) first = joined(gathered, size);
       }
     } catch (error) {
       this.#cancel(reader);
@@ -758,6 +783,17 @@ async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
   promise.then(() => (settled = true), () => (settled = true));
   for (let i = 0; i < 6 && !settled; i++) await null;
   return settled;
+}
+
+/** `chunks` copied one after another into one array of `size` bytes. */
+function joined(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
 
 function asBytes(value: unknown): Uint8Array {

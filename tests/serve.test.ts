@@ -572,6 +572,79 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("bodies ready at once get a Content-Length: Blob, DataView, a stream enqueued in pieces", async () => {
+    const big = new Uint8Array(64 * 1024).fill(0x62);
+    const pieces = ["<p>", "a page", "</p>"];
+    const bodies: Record<string, () => BodyInit> = {
+      "/blob": () => new Blob([big]),
+      "/dataview": () => new DataView(big.buffer),
+      "/pieces": () =>
+        new ReadableStream({
+          start(controller) {
+            for (const piece of pieces) controller.enqueue(new TextEncoder().encode(piece));
+            controller.close();
+          },
+        }),
+      // More than GATHER_LIMIT ready at once: what is joined goes first, then the rest.
+      "/large": () =>
+        new ReadableStream({
+          start(controller) {
+            for (let i = 0; i < 6; i++) controller.enqueue(big.slice());
+            controller.close();
+          },
+        }),
+    };
+    await withServer(
+      (req) => new Response(bodies[new URL(req.url).pathname]()),
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        for (const path of Object.keys(bodies)) c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const [blob, view, page, large] = await c.responses(4);
+        for (const r of [blob, view]) {
+          assert.equal(r.framing, "length");
+          assert.equal(r.header("content-length"), "65536");
+          assert.equal(r.body, "b".repeat(65536));
+        }
+        assert.equal(page.framing, "length");
+        assert.equal(page.body, pieces.join(""));
+        assert.equal(large.framing, "chunked");
+        assert.equal(large.body, "b".repeat(6 * 65536));
+        c.close();
+      },
+    );
+  });
+
+  test("the content type the runtime gives form data, URLSearchParams and a typed Blob is sent", async () => {
+    const bodies: Record<string, () => BodyInit> = {
+      "/form": () => {
+        const form = new FormData();
+        form.set("a", "1");
+        return form;
+      },
+      "/params": () => new URLSearchParams("a=1&b=2"),
+      "/blob": () => new Blob(["{}"], { type: "application/x-test" }),
+    };
+    await withServer(
+      (req) => new Response(bodies[new URL(req.url).pathname]()),
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        for (const path of Object.keys(bodies)) c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const [form, params, blob] = await c.responses(3);
+        const boundary = /^multipart\/form-data; ?boundary=(.+)$/.exec(
+          form.header("content-type")!,
+        );
+        assert.ok(boundary, form.header("content-type"));
+        assert.ok(form.body.startsWith(`--${boundary[1]}\r\n`), form.body);
+        assert.match(params.header("content-type")!, /^application\/x-www-form-urlencoded/);
+        assert.equal(params.body, "a=1&b=2");
+        assert.equal(blob.header("content-type"), "application/x-test");
+        c.close();
+      },
+    );
+  });
+
   test("hop-by-hop headers from the app are dropped; Connection: close honoured; cookies kept apart", async () => {
     await withServer(
       () => {
