@@ -58,7 +58,7 @@ export interface ParseError {
 
 /** A complete request head. */
 export interface RequestHead {
-  /** As sent (case-sensitive token). */
+  /** As sent: a token without lower-case letters (those are refused). */
   method: string;
   /** The raw request-target as sent (latin-1 decoded, byte-exact). */
   target: string;
@@ -980,8 +980,21 @@ export class RequestParser {
     }
     if (b[k + 5] !== 0x31) return this.lineError(505, "Only HTTP/1.x is supported");
     this.minor = b[k + 7] === 0x30 ? 0 : 1;
-    if (isMethod(b, ls, mEnd, "CONNECT")) {
-      return this.lineError(501, "CONNECT is not supported");
+    // Methods are case-sensitive (RFC 9110 §9.1), but fetch's Request
+    // upper-cases "get" or "Put" on Deno and Node, and Bun turns methods it
+    // does not know into GET: refused like waitress does, the app never sees
+    // a method other than the one on the wire.
+    for (let j = ls; j < mEnd; j++) {
+      if (b[j] >= 0x61 && b[j] <= 0x7a) {
+        return this.lineError(400, `Malformed HTTP method "${latin1(b, ls, mEnd)}"`);
+      }
+    }
+    // The methods fetch forbids in a Request (Bun alone allows two of them).
+    if (
+      isMethod(b, ls, mEnd, "CONNECT") || isMethod(b, ls, mEnd, "TRACE") ||
+      isMethod(b, ls, mEnd, "TRACK")
+    ) {
+      return this.lineError(501, `${latin1(b, ls, mEnd)} is not supported`);
     }
     if (te - ts > MAX_TARGET_LENGTH) {
       return this.lineError(414, "Request target exceeds " + MAX_TARGET_LENGTH + " bytes");

@@ -20,7 +20,7 @@ import {
   LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
-import { buildRequest, type RequestParts } from "./runtime/request.ts";
+import { buildRequest, type RequestParts, UnsupportedMethodError } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/shared.ts";
 import { isShared } from "./slab.ts";
 import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
@@ -359,7 +359,9 @@ export class Task {
       request = this.#buildRequest(head, view, scheme);
     } catch (error) {
       return this.#writeError(
-        { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
+        error instanceof UnsupportedMethodError
+          ? { status: 501, detail: error.message, close: true }
+          : { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
         head,
       );
     }

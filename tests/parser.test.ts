@@ -81,13 +81,12 @@ describe("request line", () => {
     assert.deepEqual(ev.map((e) => e.kind), ["head", "end"]);
   });
 
-  test("extension methods are passed as sent (case-sensitive token)", () => {
+  test("extension methods are passed as sent", () => {
     assert.equal(head("PURGE / HTTP/1.1\r\nHost: x\r\n\r\n").method, "PURGE");
     assert.equal(
       head("M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n".replace("*", "/")).method,
       "M-SEARCH",
     );
-    assert.equal(head("get / HTTP/1.1\r\nHost: x\r\n\r\n").method, "get");
     for (const m of ["GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "OPTIONS"]) {
       assert.equal(head(`${m} / HTTP/1.1\r\nHost: x\r\n\r\n`).method, m);
     }
@@ -215,6 +214,28 @@ describe("request line", () => {
     assert.ok(ev[0].kind === "error");
     assert.equal(ev[0].error.status, 501);
     assert.equal(ev[0].error.reason, "Not Implemented");
+  });
+
+  test("TRACE and TRACK, which fetch forbids in a Request, are refused with 501 too", () => {
+    for (const method of ["TRACE", "TRACK"]) {
+      const ev = events(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.ok(ev[0].kind === "error");
+      assert.equal(ev[0].error.status, 501);
+      assert.equal(ev[0].error.detail, `${method} is not supported`);
+    }
+    assert.equal(head("TRACES / HTTP/1.1\r\nHost: x\r\n\r\n").method, "TRACES");
+  });
+
+  test("a method with lower-case letters is 400, as in waitress (methods are case-sensitive)", () => {
+    for (const method of ["get", "Put", "post", "dELETE", "connect", "x-Custom"]) {
+      const ev = events(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.ok(ev[0].kind === "error", method);
+      assert.equal(ev[0].error.status, 400);
+      assert.equal(ev[0].error.detail, `Malformed HTTP method "${method}"`);
+    }
+    for (const method of ["PURGE", "X-CUSTOM", "M-SEARCH", "PROPFIND"]) {
+      assert.equal(head(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`).method, method);
+    }
   });
 
   test("asterisk-form only with OPTIONS", () => {

@@ -11,6 +11,7 @@ import {
   startServer,
   withServer,
 } from "./helpers/http_client.ts";
+import { RUNTIME } from "./helpers/socket_util.ts";
 
 const hello = () => new Response("Hello world\n");
 
@@ -50,6 +51,46 @@ describe("serve: basics", () => {
     assert.equal(r.header("connection"), "close");
     await server.close();
     await server.finished;
+  });
+
+  test("the app sees the method on the wire, or the request is refused", async () => {
+    const seen: string[] = [];
+    await withServer(
+      (req) => {
+        seen.push(req.method);
+        return new Response(req.method);
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("PURGE / HTTP/1.1\r\nHost: x\r\n\r\nPROPFIND / HTTP/1.1\r\nHost: x\r\n\r\n");
+        const [purge, propfind] = await c.responses(2);
+        assert.deepEqual([purge.body, propfind.body], ["PURGE", "PROPFIND"]);
+        // A method Bun's Request does not know would reach the app as GET.
+        c.send("BREW / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        const [, , brew] = await c.responses(3);
+        if (RUNTIME === "bun") {
+          assert.equal(brew.status, 501);
+          assert.match(brew.body, /BREW is not supported on this runtime/);
+        } else {
+          assert.equal(brew.body, "BREW");
+        }
+        c.close();
+        for (
+          const [line, status] of [["get", 400], ["Post", 400], ["TRACE", 501], [
+            "TRACK",
+            501,
+          ]] as const
+        ) {
+          const text = await exchange(port, `${line} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+          assert.match(text, new RegExp(`^HTTP/1\\.[01] ${status} `), line);
+        }
+        assert.deepEqual(
+          seen,
+          RUNTIME === "bun" ? ["PURGE", "PROPFIND"] : ["PURGE", "PROPFIND", "BREW"],
+        );
+      },
+    );
   });
 
   test("RequestInfo carries addresses, scheme, urlPrefix split and signal", async () => {

@@ -75,6 +75,12 @@ export function buildRequest(parts: RequestParts): Request {
   return standardRequest(parts);
 }
 
+/**
+ * The runtime's Request cannot carry the method: Bun knows a fixed list and
+ * makes any other method GET. Answered with 501.
+ */
+export class UnsupportedMethodError extends Error {}
+
 /** The portable way: the runtime's own constructor (no `signal`: see info.signal). */
 function standardRequest(parts: RequestParts): Request {
   const init: RequestInit & { duplex?: "half" } = { headers: parts.headers() };
@@ -83,7 +89,12 @@ function standardRequest(parts: RequestParts): Request {
     init.body = parts.body;
     init.duplex = "half";
   }
-  return new Request(fullUrl(parts), init);
+  const request = new Request(fullUrl(parts), init);
+  if (request.method !== parts.method) {
+    request.body?.cancel().catch(() => {});
+    throw new UnsupportedMethodError(`${parts.method} is not supported on this runtime`);
+  }
+  return request;
 }
 
 // deno-lint-ignore no-explicit-any
