@@ -107,6 +107,9 @@ const EMPTY = new Uint8Array(0);
  */
 const ResponseClass = Response;
 
+/** What a queued app call gives when its client left before its turn. */
+const SKIPPED = Symbol("skipped");
+
 /** An error answered with a waitress error page (a ParseError is one). */
 interface ErrorPage {
   status: number;
@@ -376,7 +379,8 @@ export class Task {
 
     let result: unknown;
     try {
-      result = this.host.runner.run(() => this.host.handler(request, info));
+      // A request queued behind maxConcurrency whose client has gone is not run.
+      result = this.host.runner.run(() => this.#gone ? SKIPPED : this.host.handler(request, info));
     } catch (error) {
       return this.#failed(error, request, head);
     }
@@ -391,6 +395,7 @@ export class Task {
     } catch (error) {
       return this.#failed(error, request, head);
     }
+    if (result === SKIPPED) return;
     const done = this.#respond(result, request, head);
     if (done) await done;
   }

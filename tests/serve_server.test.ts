@@ -144,6 +144,35 @@ describe("server: task runner", () => {
     assert.ok(logger.lines.some((l) => /Task queue depth is \d+/.test(l)));
   });
 
+  test("a queued request whose client has gone is not run", async () => {
+    const called: string[] = [];
+    await withServer(
+      async (req) => {
+        called.push(new URL(req.url).pathname);
+        await sleep(150);
+        return new Response("ok");
+      },
+      { maxConcurrency: 1, logger: recordingLogger() },
+      async (port) => {
+        const first = await RawClient.connect(port);
+        first.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+        await sleep(30);
+        const gone = await Promise.all([0, 1, 2].map(() => RawClient.connect(port)));
+        gone.forEach((c, i) => c.send(`GET /gone${i} HTTP/1.1\r\nHost: x\r\n\r\n`));
+        const last = await RawClient.connect(port);
+        await sleep(30);
+        for (const c of gone) c.socket.resetAndDestroy();
+        last.send("GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
+        const [r] = await last.responses(1);
+        assert.equal(r.body, "ok");
+        // Served behind /first only, not behind three requests nobody waits for.
+        assert.deepEqual(called, ["/first", "/last"]);
+        first.close();
+        last.close();
+      },
+    );
+  });
+
   test("TaskRunner passes results and errors through", async () => {
     const runner = new TaskRunner(1, recordingLogger());
     assert.equal(await runner.run(() => 5), 5);
