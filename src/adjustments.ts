@@ -8,6 +8,7 @@
  */
 import type { Addr, ListenSpec } from "./runtime/types.ts";
 import { consoleLogger, type Logger, warnOnce } from "./logger.ts";
+import { isAuthority } from "./parser.ts";
 
 export type { Logger } from "./logger.ts";
 export type { ListenSpec } from "./runtime/types.ts";
@@ -400,6 +401,26 @@ function text(name: string, value: unknown): string {
   if (typeof value !== "string") throw typeError(name, "a string", value);
   if (hasControl(value)) throw rangeError(name, "a string without control characters", value);
   return value;
+}
+
+/** A header value we write ourselves (`Server`): printable ASCII. */
+function printable(name: string, value: unknown): string {
+  const checked = text(name, value);
+  for (let i = 0; i < checked.length; i++) {
+    if (checked.charCodeAt(i) > 0x7e) {
+      throw rangeError(name, "printable ASCII (it is sent in the Server header)", value);
+    }
+  }
+  return checked;
+}
+
+/** The authority of a request that has no Host (HTTP/1.0): a host, optionally with a port. */
+function authority(name: string, value: unknown): string {
+  const checked = text(name, value);
+  if (!isAuthority(checked)) {
+    throw rangeError(name, "a host name or address, optionally with :port", value);
+  }
+  return checked;
 }
 
 function fn<T>(name: string, value: unknown): T {
@@ -838,8 +859,8 @@ export function resolveOptions(options: Options = {}): Adjustments {
     listen,
     urlScheme,
     urlPrefix: o.urlPrefix === undefined ? DEFAULTS.urlPrefix : urlPrefix(o.urlPrefix),
-    ident: given("ident", text),
-    serverName: given("serverName", text),
+    ident: given("ident", printable),
+    serverName: given("serverName", authority),
     maxConcurrency,
     connectionLimit: given("connectionLimit", positive),
     cleanupInterval: given("cleanupInterval", seconds),

@@ -415,6 +415,17 @@ function hostLength(b: Uint8Array, s: number, e: number): number {
   return hostLen;
 }
 
+/** `text` is a valid `uri-host [":" port]` with a non-empty host (as a Host header must be). */
+export function isAuthority(text: string): boolean {
+  const b = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return false;
+    b[i] = c;
+  }
+  return hostLength(b, 0, b.length) > 0;
+}
+
 // ---------------------------------------------------------------------------
 // The head
 

@@ -302,6 +302,22 @@ describe("validation", () => {
       /ident must be a string, got 5/,
       TypeError,
     ],
+    [
+      "ident not ASCII",
+      { ident: "\u2603" },
+      /ident must be printable ASCII \(it is sent in the Server header\), got "\u2603"/,
+      RangeError,
+    ],
+    [
+      "serverName empty",
+      { serverName: "" },
+      /serverName must be a host name or address, optionally with :port, got ""/,
+      RangeError,
+    ],
+    ["serverName with a space", { serverName: "a b" }, /serverName must be a host/, RangeError],
+    ["serverName with a path", { serverName: "a/b" }, /serverName must be a host/, RangeError],
+    ["serverName with userinfo", { serverName: "u@a" }, /serverName must be a host/, RangeError],
+    ["serverName with a bad port", { serverName: "a:8x" }, /serverName must be a host/, RangeError],
     ["urlPrefix with ?", { urlPrefix: "/a?b" }, /urlPrefix/, RangeError],
     [
       "maxConcurrency zero",
@@ -363,6 +379,12 @@ describe("validation", () => {
       /options must be an object, got 5/,
     );
     assert.throws(() => resolveOptions(null as unknown as Options), /options must be an object/);
+  });
+
+  test("serverName takes a host name or address, with a port or not", () => {
+    for (const name of ["example.com", "example.com:8080", "10.0.0.1", "[::1]:80", "a-b.c_d"]) {
+      assert.equal(resolve({ serverName: name }).adj.serverName, name);
+    }
   });
 
   test("urlPrefix is normalised like waitress's slash_fixed_str", () => {
