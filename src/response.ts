@@ -42,6 +42,8 @@ export interface HeadFacts {
   hasServer: boolean;
   /** Fields to send (`name, value, …`), hop-by-hop and framing removed. */
   fields: string[];
+  /** The name of a field whose value cannot be sent (see `isFieldText`), or null. */
+  invalid: string | null;
 }
 
 /**
@@ -56,11 +58,13 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     hasDate: false,
     hasServer: false,
     fields,
+    invalid: null,
   };
   let kept: string[] | null = null;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];
+    if (facts.invalid === null && !isFieldText(value)) facts.invalid = name;
     let send = false;
     if (isHopByHop(name)) {
       if (name === "connection" && hasToken(value, "close")) facts.appClose = true;
@@ -77,6 +81,20 @@ export function inspectHeaders(fields: string[]): HeadFacts {
   }
   if (kept !== null) facts.fields = kept;
   return facts;
+}
+
+/**
+ * Whether `text` may go out in a field value or reason phrase: HTAB, SP,
+ * visible ASCII and obs-text (RFC 9110 §5.5, RFC 9112 §4). fetch's Headers
+ * refuse only NUL, CR and LF; Bun lets any character through in a status
+ * text, and the head is written one byte per character.
+ */
+export function isFieldText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
 }
 
 /** Parses a Content-Length the app gave: 1*DIGIT, else -1 (ignored). */
@@ -279,6 +297,7 @@ export function errorResponseBytes(
       hasDate: false,
       hasServer: false,
       fields: ["content-type", "text/plain; charset=utf-8"],
+      invalid: null,
     },
     framing: "length",
     length: body.byteLength,

@@ -17,6 +17,7 @@ import {
   type HeadFacts,
   type HeadSpec,
   inspectHeaders,
+  isFieldText,
   LAST_CHUNK,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
@@ -513,6 +514,17 @@ export class Task {
     if (body?.locked) {
       return this.#usedBody(head);
     }
+    const statusText = response.statusText;
+    if (facts.invalid !== null || (statusText !== "" && !isFieldText(statusText))) {
+      body?.cancel().catch(() => {});
+      const what = facts.invalid === null
+        ? "its status text"
+        : `the value of its ${facts.invalid} header`;
+      return this.#badResponse(
+        `The app's response has a character that cannot be sent in ${what}`,
+        head,
+      );
+    }
     if (facts.appClose || host.closing) this.closeAfter = true;
     // Decide before the head goes out whether an unread body forces a close.
     if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
@@ -681,13 +693,13 @@ export class Task {
   }
 
   #usedBody(head: RequestHead): void {
-    this.host.adj.logger.error(
-      `The app returned a used Response body for ${head.method} ${head.target}`,
-    );
-    this.#writeError(
-      { status: 500, detail: "The app returned a used Response body", close: true },
-      head,
-    );
+    this.#badResponse("The app returned a used Response body", head);
+  }
+
+  /** The app's response cannot be sent: logged, and a 500 instead. */
+  #badResponse(detail: string, head: RequestHead): void {
+    this.host.adj.logger.error(`${detail} for ${head.method} ${head.target}`);
+    this.#writeError({ status: 500, detail, close: true }, head);
   }
 
   #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> | void {

@@ -686,6 +686,42 @@ describe("serve: response framing", () => {
     );
   });
 
+  test("a control character in an app's header value or status text is a 500, not sent", async () => {
+    const logger = recordingLogger();
+    const app = (req: Request) => {
+      switch (new URL(req.url).pathname) {
+        case "/ctl":
+          return new Response("x", { headers: { "x-a": "a\x01b" } });
+        case "/del":
+          return new Response("x", { headers: { "x-b": "a\x7fb" } });
+        case "/status":
+          // Deno and Node refuse this status text themselves (the app throws); Bun lets it through.
+          return new Response("x", { statusText: "OK \u2603" });
+        default:
+          return new Response("x", { headers: { "x-c": "caf\u00e9\tok" }, statusText: "Fine" });
+      }
+    };
+    await withServer(app, { logger }, async (port) => {
+      for (const [path, name] of [["/ctl", "x-a"], ["/del", "x-b"], ["/status", null]] as const) {
+        const text = await exchange(port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        assert.match(text, /^HTTP\/1\.1 500 Internal Server Error\r\n/, path);
+        assert.doesNotMatch(text, /\x01|\x7f|\u2603|\x03/, path);
+        if (name !== null) {
+          assert.ok(
+            logger.lines.some((l) => l.includes(`value of its ${name} header`) && l.includes(path)),
+            logger.lines.join("\n"),
+          );
+        }
+      }
+      const text = await exchange(
+        port,
+        "GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      assert.match(text, /^HTTP\/1\.1 200 Fine\r\n/);
+      assert.match(text, /\r\nx-c: caf\u00e9\tok\r\n/, "obs-text goes out as its byte");
+    });
+  });
+
   test("hop-by-hop headers from the app are dropped; Connection: close honoured; cookies kept apart", async () => {
     await withServer(
       () => {
