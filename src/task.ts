@@ -526,10 +526,6 @@ export class Task {
       );
     }
     if (facts.appClose || host.closing) this.closeAfter = true;
-    // Decide before the head goes out whether an unread body forces a close.
-    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
-      this.closeAfter = true;
-    }
     if (body === null) return this.#send(response, head, facts, whole ?? null, null, null);
     return this.#readFirst(response, head, facts, body.getReader());
   }
@@ -617,6 +613,11 @@ export class Task {
       this.closeAfter = true;
     }
     if (!head.keepAlive) this.closeAfter = true;
+    // Decide before the head goes out whether an unread body forces a close
+    // (a response that streams the request body back has read it by now).
+    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
+      this.closeAfter = true;
+    }
 
     const spec: HeadSpec = {
       version: head.version,

@@ -427,6 +427,32 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("a response that streams the request body back keeps the connection", async () => {
+    const big = "a".repeat(300 * 1024); // over DRAIN_LIMIT: unread, it would close
+    await withServer(
+      (req) => new Response(req.method === "POST" ? req.body : "next"),
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n${big}` +
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        const [echoed, next] = await c.responses(2);
+        assert.equal(echoed.body, big);
+        assert.equal(echoed.header("connection"), undefined);
+        assert.equal(next.body, "next");
+        // With Expect: the echo's read sends the 100, and the client's body follows.
+        c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+        await c.until(() => c.text.endsWith("HTTP/1.1 100 Continue\r\n\r\n"));
+        c.send("abcGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await c.until(() => c.text.endsWith("next") && c.text.split("next").length === 3);
+        assert.doesNotMatch(c.text, /connection: close/);
+        c.close();
+      },
+    );
+  });
+
   test("no 100 Continue once the response has begun: the body is read as it comes", async () => {
     const app = (req: Request) => {
       const encoder = new TextEncoder();
