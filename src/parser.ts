@@ -130,7 +130,8 @@ const TCHAR = new Uint8Array(256);
 const VALUE = new Uint8Array(256);
 /**
  * Bytes allowed in a request-target: VCHAR except "\" (URL parsers turn it
- * into "/", so a proxy's ACL and the app would see different paths). Raw
+ * into "/", so a proxy's ACL and the app would see different paths) and "#"
+ * (a target has no fragment; a URL would drop what follows it). Raw
  * bytes >= 0x80 are refused too: they are not URI characters, and decoding
  * them as latin-1 and then as a URL would silently change them.
  */
@@ -148,7 +149,7 @@ for (let c = 0; c < 256; c++) {
   const ch = String.fromCharCode(c);
   if (digit || alpha || "!#$%&'*+-.^_`|~".includes(ch)) TCHAR[c] = 1;
   if (c === HTAB || (c >= 0x20 && c !== 0x7f)) VALUE[c] = 1;
-  if (c >= 0x21 && c <= 0x7e && c !== 0x5c) TARGET[c] = 1;
+  if (c >= 0x21 && c <= 0x7e && c !== 0x5c && c !== 0x23) TARGET[c] = 1;
   if (digit || alpha || "-._~!$&'()*+,;=".includes(ch)) REGNAME[c] = 1;
   if (digit || alpha || c === 0x2b || c === 0x2d || c === 0x2e) SCHEME[c] = 1;
   if (digit) HEX[c] = c - 0x30 + 1;

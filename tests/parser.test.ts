@@ -118,8 +118,21 @@ describe("request line", () => {
     }
   });
 
-  test("target with whitespace, control bytes, backslash or raw non-ASCII is 400", () => {
-    for (const t of ["/a\x01b", "/a\x7fb", "/a\x00", "/\xe4", "/a\\..\\b", "/a\x0bb", "/a\x0cb"]) {
+  test("target with whitespace, control bytes, backslash, a fragment or raw non-ASCII is 400", () => {
+    for (
+      const t of [
+        "/a\x01b",
+        "/a\x7fb",
+        "/a\x00",
+        "/\xe4",
+        "/a\\..\\b",
+        "/a\x0bb",
+        "/a\x0cb",
+        "/admin#/../public",
+        "/a?b#c",
+        "http://x/a#b",
+      ]
+    ) {
       assert.equal(status(`GET ${t} HTTP/1.1\r\nHost: x\r\n\r\n`), 400, JSON.stringify(t));
     }
   });
