@@ -731,7 +731,7 @@ describe("serve: response framing", () => {
       for (const [path, name] of [["/ctl", "x-a"], ["/del", "x-b"], ["/status", null]] as const) {
         const text = await exchange(port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
         assert.match(text, /^HTTP\/1\.1 500 Internal Server Error\r\n/, path);
-        assert.doesNotMatch(text, /\x01|\x7f|\u2603|\x03/, path);
+        for (const bad of ["\x01", "\x7f", "\u2603", "\x03"]) assert.ok(!text.includes(bad), path);
         if (name !== null) {
           assert.ok(
             logger.lines.some((l) => l.includes(`value of its ${name} header`) && l.includes(path)),
