@@ -99,6 +99,8 @@ export const DRAIN_LIMIT = 256 * 1024;
 
 /** How much of a stream body, ready at once, is joined to be sent with a Content-Length. */
 export const GATHER_LIMIT = 256 * 1024;
+/** How many of its chunks at most (empty ones count for nothing toward the bytes). */
+const GATHER_CHUNKS = 4096;
 
 const EMPTY = new Uint8Array(0);
 
@@ -508,11 +510,11 @@ export class Task {
     // first would make Deno materialise a body it holds lazily).
     const whole = takeStaticBody(response);
     if (whole === undefined && response.bodyUsed) {
-      return this.#usedBody(head);
+      return this.#badResponse("The app returned a used Response body", head);
     }
     const body = whole ? null : response.body;
     if (body?.locked) {
-      return this.#usedBody(head);
+      return this.#badResponse("The app returned a used Response body", head);
     }
     const statusText = response.statusText;
     if (facts.invalid !== null || (statusText !== "" && !isFieldText(statusText))) {
@@ -562,7 +564,7 @@ export class Task {
             next = null;
             break;
           }
-          if (size >= limit) break;
+          if (size >= limit || (gathered !== null && gathered.length >= GATHER_CHUNKS)) break;
           const chunk = asBytes(n.value);
           (gathered ??= [first]).push(chunk);
           size += chunk.byteLength;
@@ -691,10 +693,6 @@ export class Task {
     }
     this.#reader = null;
     return cancelled;
-  }
-
-  #usedBody(head: RequestHead): void {
-    this.#badResponse("The app returned a used Response body", head);
   }
 
   /** The app's response cannot be sent: logged, and a 500 instead. */

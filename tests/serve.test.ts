@@ -682,6 +682,26 @@ describe("serve: response framing", () => {
     );
   });
 
+  test("a stream of many empty chunks ready at once is still sent whole", async () => {
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            for (let i = 0; i < 10_000; i++) controller.enqueue(new Uint8Array(0));
+            controller.enqueue(new TextEncoder().encode("end"));
+            controller.close();
+          },
+        }),
+      );
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const rs = await c.responses(2);
+      assert.deepEqual(rs.map((r) => r.body), ["end", "end"]);
+      c.close();
+    });
+  });
+
   test("the content type the runtime gives form data, URLSearchParams and a typed Blob is sent", async () => {
     const bodies: Record<string, () => BodyInit> = {
       "/form": () => {
