@@ -682,6 +682,31 @@ describe("serve: response framing", () => {
     );
   });
 
+  test("the app's content type is sent however the Response was made", async () => {
+    const json = { "content-type": "application/json" };
+    const made: Record<string, () => Response> = {
+      "/json-header": () => new Response('{"a":1}', { headers: json }),
+      "/json-bytes": () => new Response(new TextEncoder().encode("{}"), { headers: json }),
+      "/text-header": () => new Response("t", { headers: { "Content-Type": "text/plain" } }),
+      "/json": () => Response.json({ a: 1 }),
+      "/json-200": () => Response.json({ a: 1 }, { status: 200 }),
+      "/json-201": () => new Response("{}", { status: 201, headers: json }),
+    };
+    await withServer((req) => made[new URL(req.url).pathname](), {}, async (port) => {
+      const c = await RawClient.connect(port);
+      for (const path of Object.keys(made)) c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const rs = await c.responses(Object.keys(made).length);
+      // What the Response's own headers say (Bun's Response.json adds a charset).
+      const expected = Object.values(made).map((make) => make().headers.get("content-type"));
+      assert.match(
+        expected.join(),
+        /^(application\/json[^,]*,){2}text\/plain(,application\/json[^,]*){3}$/,
+      );
+      assert.deepEqual(rs.map((r) => r.header("content-type")), expected);
+      c.close();
+    });
+  });
+
   test("a stream of many empty chunks ready at once is still sent whole", async () => {
     const app = () =>
       new Response(

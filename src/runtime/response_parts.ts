@@ -282,22 +282,26 @@ function standardFields(response: Response): string[] {
 /** The content type Deno gives a string body made without an init. */
 const TEXT_TYPE = "text/plain;charset=UTF-8";
 
-/** Deno: the fields from the Response internals, or `undefined` if they are not as expected. */
+/**
+ * Deno: the fields from the Response internals, or `undefined` if they are
+ * not as expected. Deno keeps a content type out of the header list until
+ * someone asks for the headers: that of a body it holds lazily (a string
+ * made without an init, or `Response.json`), or, for a 200 whose only header
+ * is a plain text or JSON content type, that type.
+ */
 function denoFields(response: Response): string[] | undefined {
   try {
     const r = response as Internals;
-    // A body still held lazily, its Headers never asked for: the content
-    // type is its only field, and it was not even put in the list yet.
-    if (typeof r[symbols!.lazy] === "string" && r[symbols!.headers] === null) {
-      const list = r[symbols!.inner].headerList;
-      if (Array.isArray(list) && list.length === 0) {
-        const type = r[symbols!.lazyType];
-        return ["content-type", typeof type === "string" ? type : TEXT_TYPE];
-      }
-      return undefined;
-    }
     const list = r[symbols!.inner]?.headerList;
-    return Array.isArray(list) ? sortAndCombine(list) : undefined;
+    if (!Array.isArray(list)) return undefined;
+    const lazy = r[symbols!.lazy];
+    let type = r[symbols!.lazyType];
+    if (typeof lazy === "string") type ??= TEXT_TYPE;
+    else if (lazy !== null) return undefined;
+    if (type === null) return sortAndCombine(list);
+    if (typeof type !== "string") return undefined;
+    if (list.length === 0) return ["content-type", type];
+    return sortAndCombine([...list, ["content-type", type]]);
   } catch {
     return undefined;
   }
@@ -345,6 +349,10 @@ const denoFieldsOk: boolean = (() => {
     () => new Response(null, { status: 204 }),
     () => new Response(new Uint8Array([1])),
     () => Response.json([1], { headers: { "X-B": "2" } }),
+    () => Response.json([1], { status: 200 }),
+    () => new Response("{}", { headers: { "Content-Type": "application/json" } }),
+    () => new Response(new Uint8Array([1]), { headers: { "content-type": "text/plain" } }),
+    () => new Response("x", { status: 201, headers: { "content-type": "application/json" } }),
     () =>
       new Response("x", {
         headers: [["X-Z", "1"], ["Set-Cookie", "b=2"], ["x-a", "2"], ["X-Z", "3"], [
