@@ -645,7 +645,11 @@ export class Task {
     }
     const out = new BodyOut(this.host, spec);
     const more = out.emit(first ?? EMPTY, true);
-    if (more && next !== null) return this.#pipe(out, reader!, next, head);
+    if (more && next !== null) {
+      // The rest may be long in coming (server-sent events): what is here goes now.
+      this.host.flush();
+      return this.#pipe(out, reader!, next, head);
+    }
     return this.#endBody(out, reader, more);
   }
 

@@ -707,6 +707,51 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("a stream's first chunk goes out at once, though the next is long in coming", async () => {
+    let release = () => {};
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("data: hello\n\n"));
+            release = () => {
+              controller.enqueue(new TextEncoder().encode("data: bye\n\n"));
+              controller.close();
+            };
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+      // Nothing else happens until the first event has reached the client.
+      await c.until(() => c.text.includes("data: hello\n\n"), 2000);
+      assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n[^]*transfer-encoding: chunked\r\n/);
+      release();
+      const [r] = await c.responses(1);
+      assert.equal(r.body, "data: hello\n\ndata: bye\n\n");
+      c.close();
+    });
+  });
+
+  test("a stream that fails after its first chunk: that chunk is sent, then the connection drops", async () => {
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode("part1"));
+            await sleep(50);
+            controller.error(new Error("broken"));
+          },
+        }),
+      );
+    await withServer(app, { logger: recordingLogger() }, async (port) => {
+      const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n5\r\npart1$/);
+    });
+  });
+
   test("a stream of many empty chunks ready at once is still sent whole", async () => {
     const app = () =>
       new Response(
