@@ -182,6 +182,11 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#maybeFinish();
   }
 
+  onSent(): void {
+    // A client that reads slowly but steadily is not one that stopped reading.
+    this.lastActivity = now();
+  }
+
   onDrain(): void {
     this.lastActivity = now();
     // Only the task being served writes.

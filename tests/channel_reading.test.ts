@@ -126,3 +126,24 @@ test("a finished response waits for the one behind it only until the next macrot
   await settle();
   for (const socket of sockets) assert.deepEqual(bodies(socket.out), ["/fast", "/slow"]);
 });
+
+test("a client reading slowly but steadily is kept; one whose output stops moving is closed", async () => {
+  const socket = new RecordingSocket();
+  const channel = new Channel(channelOwner(() => new Response("x".repeat(1000))), socket);
+  channel.start();
+  socket.handler.onData(bytes(get("/")));
+  await settle();
+  socket.pendingBytes = 1000; // the kernel took none of it yet
+  const limit = channel.adj.channelTimeout * 1000;
+  for (let i = 1; i <= 3; i++) {
+    // As if the last progress were long ago: the bytes the kernel takes now count.
+    channel.lastActivity = 0;
+    socket.handler.onSent(); // some bytes left, more wait
+    socket.pendingBytes -= 100;
+    channel.checkTimeouts(Date.now() + limit - 50);
+    assert.equal(socket.closed, false, `closed at check ${i}`);
+  }
+  // No progress for longer than channelTimeout: the client stopped reading.
+  channel.checkTimeouts(channel.lastActivity + limit + 1);
+  assert.equal(socket.closed, true);
+});

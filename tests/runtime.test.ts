@@ -202,6 +202,9 @@ for (const rt of [native, nodeRuntime]) {
         c.sock.resume();
         await c.bytes(total);
         await until(() => s.pendingBytes === 0 && r.drains === 1, 5000, "drain");
+        // The kernel took it a piece at a time, and said so (the channel's
+        // proof that a slow client still reads).
+        assert.ok(r.sends >= 4, `onSent ${r.sends} times`);
         assert.equal(c.received, total);
         assert.equal(checkPattern(c.data()), -1);
         s.end();

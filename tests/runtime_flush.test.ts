@@ -27,6 +27,7 @@ test(
         onData() {},
         onEnd() {},
         onClose() {},
+        onSent() {},
         onDrain() {
           first.drains++;
           if (parts < 5) sockets[0].write(new TextEncoder().encode(`[${parts++}]`));

@@ -232,6 +232,7 @@ class BunSocket extends BaseSocket {
     if ((this.flags & WAITING_DRAIN) !== 0 || this.isClosed) return;
     const sock = this.#sock;
     let chunk = this.#next();
+    let moved = false;
     while (chunk !== undefined) {
       const n = sock.write(chunk);
       if (n < 0) {
@@ -242,8 +243,10 @@ class BunSocket extends BaseSocket {
         // Bun dropped the rest; keep it and retry when Bun says drain.
         this.#putBack(n === 0 ? chunk : chunk.subarray(n));
         this.flags |= WAITING_DRAIN;
+        if (moved || n > 0) this._sent();
         return;
       }
+      moved = true;
       release(chunk); // Bun copied it to the kernel
       this.#releaseScratch();
       chunk = this.#next();

@@ -141,6 +141,7 @@ class DenoSocket extends BaseSocket {
         while (off < chunk.byteLength) {
           off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
           if (this.isClosed) return;
+          if (off < chunk.byteLength || out.length > 0) this._sent();
           this.#inFlight = chunk.byteLength - off;
           if (lent !== undefined && off < chunk.byteLength) {
             // The peer is slow to read: it keeps a copy of the rest, not

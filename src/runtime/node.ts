@@ -22,6 +22,14 @@ import { removeIfSocket } from "./unix_socket.ts";
 /** Queued output this large is sent at the end of the turn (see `write`). */
 const FLUSH_AT_ONCE = 256 * 1024;
 
+/**
+ * At most this much is handed to node at once (a larger buffer in pieces):
+ * node reports a write, or a gathered batch of them, done only when all of
+ * it is, and a client that reads slowly must be seen to make progress
+ * (`onSent`) well within `channelTimeout`.
+ */
+const IN_FLIGHT_LIMIT = 1024 * 1024;
+
 /** One accepted node:net connection. */
 class NodeSocket extends BaseSocket {
   readonly remoteAddr: Addr;
@@ -32,8 +40,10 @@ class NodeSocket extends BaseSocket {
   #later = false;
   /** A flush is queued for the end of this turn. */
   #soon = false;
-  /** Writes handed to node whose callback has not run yet. */
-  #writing = 0;
+  /** Bytes handed to node whose write callback has not run yet. */
+  #inFlight = 0;
+  /** The size of each of those writes, in order (node calls back in order). */
+  #sizes: number[] = [];
 
   constructor(sock: NetSocket, listenAddr: Addr) {
     super();
@@ -100,7 +110,10 @@ class NodeSocket extends BaseSocket {
     this.#flush();
   };
 
-  /** Sends everything queued (a flush still scheduled then finds nothing). */
+  /**
+   * Sends what is queued, up to `IN_FLIGHT_LIMIT` in node's hands (a flush
+   * still scheduled then finds nothing; the write callbacks send the rest).
+   */
   #flush(): void {
     this.#soon = false;
     this.#later = false;
@@ -109,9 +122,15 @@ class NodeSocket extends BaseSocket {
     // leave in one gathered send (writev) instead of one send each.
     const gather = this.#out.length > 1;
     if (gather) sock.cork();
-    let chunk: Uint8Array | undefined;
-    while (!this.isClosed && (chunk = this.#out.take()) !== undefined) {
-      this.#writing++;
+    while (!this.isClosed && this.#inFlight < IN_FLIGHT_LIMIT) {
+      let chunk = this.#out.take();
+      if (chunk === undefined) break;
+      if (chunk.byteLength > IN_FLIGHT_LIMIT) {
+        this.#out.unshift(chunk.subarray(IN_FLIGHT_LIMIT));
+        chunk = chunk.subarray(0, IN_FLIGHT_LIMIT);
+      }
+      this.#inFlight += chunk.byteLength;
+      this.#sizes.push(chunk.byteLength);
       sock.write(chunk, this.#afterWrite);
     }
     if (gather) sock.uncork();
@@ -119,13 +138,15 @@ class NodeSocket extends BaseSocket {
 
   /** node wrote one of our chunks to the kernel. */
   #afterWrite = (error?: Error | null): void => {
-    this.#writing--;
+    this.#inFlight -= this.#sizes.shift()!;
     if (error || this.isClosed) return; // "error"/"close" report it.
     // Counted, not read off writableLength: Deno's node:net reports 0 before
     // every callback of a batch has run.
-    if (this.#writing === 0 && this.#out.bytes === 0 && !this.#soon && !this.#later) {
-      this._flushed();
+    if (this.#inFlight === 0 && this.#out.bytes === 0 && !this.#soon && !this.#later) {
+      return this._flushed();
     }
+    this._sent();
+    if (this.#out.bytes > 0 && !this.#soon && !this.#later) this.#flush();
   };
 
   protected rawPause(): void {

@@ -350,6 +350,11 @@ export abstract class BaseSocket implements Socket {
     this.handler!.onEnd();
   }
 
+  /** Subclass: some queued bytes were handed to the kernel, and more wait. */
+  protected _sent(): void {
+    if (!this.isClosed) this.handler?.onSent();
+  }
+
   /**
    * Subclass: every queued byte was handed to the kernel. Tells the owner,
    * then, if `end()` is pending, half-closes and starts lingering.

@@ -28,6 +28,8 @@ export interface SocketHandler {
   onEnd(): void;
   /** Every queued byte has been handed to the kernel (`pendingBytes` is 0). */
   onDrain(): void;
+  /** Some queued bytes were handed to the kernel, and more wait: the peer reads. */
+  onSent(): void;
   /**
    * The socket is closed, for whatever reason; called exactly once. `error`
    * is set when a reset or I/O error ended it.

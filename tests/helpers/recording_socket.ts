@@ -9,7 +9,8 @@ import type { Addr, Socket, SocketHandler } from "../../src/runtime/types.ts";
 export class RecordingSocket implements Socket {
   readonly remoteAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 50000 };
   readonly localAddr: Addr = { transport: "tcp", hostname: "127.0.0.1", port: 8080 };
-  readonly pendingBytes = 0;
+  /** Output the kernel has not taken: a test sets it to play a slow reader. */
+  pendingBytes = 0;
   closed = false;
   ended = false;
   handler!: SocketHandler;

@@ -23,6 +23,7 @@ async function adapterServer(rt: Runtime): Promise<{ port: number; close(): Prom
       onData: () => s.write(RES),
       onEnd: () => s.end(),
       onDrain: () => {},
+      onSent: () => {},
       onClose: () => {},
     })
   );

@@ -14,6 +14,8 @@ export interface Recorder extends SocketHandler {
   received: number;
   ends: number;
   drains: number;
+  /** onSent calls: partial progress of a write the peer is slow to read. */
+  sends: number;
   closes: (Error | undefined)[];
   /** Resolves on the first onClose. */
   closed: Promise<Error | undefined>;
@@ -39,6 +41,7 @@ export function record(
     received: 0,
     ends: 0,
     drains: 0,
+    sends: 0,
     closes: [],
     closed: new Promise((res) => (resolveClose = res)),
     ended: new Promise((res) => (resolveEnd = res)),
@@ -63,6 +66,9 @@ export function record(
     },
     onDrain() {
       r.drains++;
+    },
+    onSent() {
+      r.sends++;
     },
     onClose(error) {
       r.closes.push(error);
