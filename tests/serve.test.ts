@@ -12,6 +12,7 @@ import {
   withServer,
 } from "./helpers/http_client.ts";
 import { RUNTIME } from "./helpers/socket_util.ts";
+import { DRAIN_LIMIT, GATHER_LIMIT } from "../src/task.ts";
 
 const hello = () => new Response("Hello world\n");
 
@@ -428,7 +429,7 @@ describe("serve: request bodies", () => {
   });
 
   test("a response that streams the request body back keeps the connection", async () => {
-    const big = "a".repeat(300 * 1024); // over DRAIN_LIMIT: unread, it would close
+    const big = "a".repeat(DRAIN_LIMIT + 1024); // unread, it would close the connection
     await withServer(
       (req) => new Response(req.method === "POST" ? req.body : "next"),
       {},
@@ -676,6 +677,7 @@ describe("serve: response framing", () => {
         assert.equal(page.framing, "length");
         assert.equal(page.body, pieces.join(""));
         assert.equal(large.framing, "chunked");
+        assert.ok(6 * 65536 > GATHER_LIMIT);
         assert.equal(large.body, "b".repeat(6 * 65536));
         c.close();
       },
