@@ -82,7 +82,8 @@ async function round(handler: Handler): Promise<{ us: number; cpu: number; write
       if (socket.written >= target) resolve();
       else if (socket.written >= perBatch * (done + 2)) {
         done++;
-        socket.handler.onData(batch.slice());
+        // A real socket delivers the next read on a later turn, not inside write().
+        queueMicrotask(() => socket.handler.onData(batch.slice()));
       }
     };
     socket.handler.onData(batch.slice());
