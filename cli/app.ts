@@ -50,12 +50,18 @@ export function moduleSpecifier(module: string, cwd: string): string {
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
+  if (isClass(value)) return "a class without a static fetch method (export an instance)";
   return typeof value === "object" ? "an object without a fetch method" : `a ${typeof value}`;
 }
 
+/** A class is a function that cannot be called without `new`. */
+function isClass(value: unknown): boolean {
+  return typeof value === "function" && /^class\b/.test(Function.prototype.toString.call(value));
+}
+
 function isApp(value: unknown): value is App {
-  if (typeof value === "function") return true;
-  return value !== null && typeof value === "object" &&
+  if (typeof value === "function" && !isClass(value)) return true;
+  return value !== null && (typeof value === "object" || typeof value === "function") &&
     typeof (value as { fetch?: unknown }).fetch === "function";
 }
 

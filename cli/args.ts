@@ -170,6 +170,18 @@ export function suggestFlag(flag: string): string | undefined {
  * `port must be ...` reads `--port must be ...` on the command line.
  */
 export function flagify(message: string): string {
+  // A boolean option that is false was turned off with its --no- flag.
+  const noFlag = (name: string) =>
+    name in STRING_OPTIONS ? "--no-" + flagOf(name).slice(2) : undefined;
+  message = message
+    .replace(/\b(\w+) and (\w+) may not both be false\b/, (text, a: string, b: string) => {
+      const [na, nb] = [noFlag(a), noFlag(b)];
+      return na && nb ? `${na} and ${nb} may not both be given` : text;
+    })
+    .replace(/\b(\w+) is false\b/g, (text, name: string) => {
+      const flag = noFlag(name);
+      return flag ? `${flag} is given` : text;
+    });
   const conflict = message.includes("may not be set") || message.includes("has no meaning");
   return message.replace(/\b[a-z][A-Za-z0-9]*\b/g, (word, offset: number) => {
     if (!(word in STRING_OPTIONS)) return word;

@@ -376,6 +376,16 @@ function natural(name: string, value: unknown): number {
   return integer(name, value, 0);
 }
 
+/**
+ * The largest `recvBytes`: a read buffer that size is allocated for every
+ * connection on Deno, and no socket read returns more than a few MiB.
+ */
+const MAX_RECV_BYTES = 16 * 1024 * 1024;
+
+function readSize(name: string, value: unknown): number {
+  return integer(name, value, 1, MAX_RECV_BYTES);
+}
+
 function seconds(name: string, value: unknown): number {
   const what = "a number of seconds > 0";
   if (typeof value !== "number") throw typeError(name, what, value);
@@ -693,7 +703,16 @@ function resolveListen(options: Options, families: Families): ListenSpec[] {
       const key = `tcp ${hostname} ${bind.port}`;
       if (bind.port !== 0 && seen.has(key)) continue;
       seen.add(key);
-      specs.push({ transport: "tcp", hostname, port: bind.port, reusePort, backlog });
+      // "::" takes IPv4 peers too; with ipv4 false they are refused.
+      const ipv6Only = hostname === "::" && !families.ipv4;
+      specs.push({
+        transport: "tcp",
+        hostname,
+        port: bind.port,
+        reusePort,
+        backlog,
+        ...(ipv6Only ? { ipv6Only } : {}),
+      });
     }
   }
   if (specs.length === 0) {
@@ -869,7 +888,7 @@ export function resolveOptions(options: Options = {}): Adjustments {
     maxRequestHeaderSize: given("maxRequestHeaderSize", positive),
     maxRequestBodySize: given("maxRequestBodySize", natural),
     exposeTracebacks: given("exposeTracebacks", boolean),
-    recvBytes: given("recvBytes", positive),
+    recvBytes: given("recvBytes", readSize),
     outbufHighWatermark: given("outbufHighWatermark", positive),
     channelRequestLookahead: given("channelRequestLookahead", natural),
     trustedProxy,

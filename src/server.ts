@@ -100,9 +100,14 @@ class HttpServer implements Server, ChannelOwner {
     await this.ready;
     if (this.#running || this.#closing) return this.finished;
     this.#running = true;
-    for (const listener of this.#listeners) {
-      listener.start((socket) => this.#accept(socket));
-    }
+    this.#listeners.forEach((listener, i) => {
+      const spec = this.adj.listen[i];
+      const ipv6Only = spec.transport === "tcp" && spec.ipv6Only === true;
+      listener.start((socket) => {
+        if (ipv6Only && isMappedIPv4(socket.remoteAddr)) socket.destroy();
+        else this.#accept(socket);
+      });
+    });
     const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
     this.#maintenance = setInterval(() => this.#maintain(), interval * 1000);
     return this.finished;
@@ -179,18 +184,32 @@ class HttpServer implements Server, ChannelOwner {
   }
 }
 
+/** An IPv4 peer on a dual-stack socket ("::ffff:a.b.c.d"). */
+function isMappedIPv4(addr: Addr): boolean {
+  return addr.transport === "tcp" && addr.hostname !== undefined &&
+    addr.hostname.toLowerCase().startsWith("::ffff:") && addr.hostname.includes(".");
+}
+
 function toHandler(app: App): Handler {
-  if (typeof app === "function") return app;
-  if (app && typeof app === "object" && typeof app.fetch === "function") {
-    const target = app;
+  // A class is a function too, but calling it without `new` throws: only
+  // its static fetch method can serve.
+  const isClass = typeof app === "function" &&
+    CLASS_SOURCE.test(Function.prototype.toString.call(app));
+  if (typeof app === "function" && !isClass) return app;
+  const fetch = (app as { fetch?: unknown } | null)?.fetch;
+  if (typeof fetch === "function") {
+    const target = app as { fetch: Handler };
     return (request, info) => target.fetch(request, info);
   }
   throw new TypeError(
     `app must be a fetch handler function or an object with a fetch method, got ${
-      app === null ? "null" : typeof app
+      app === null ? "null" : isClass ? "a class without a static fetch method" : typeof app
     }`,
   );
 }
+
+/** How a class's source text begins. */
+const CLASS_SOURCE = /^class\b/;
 
 /** Validates the options and starts binding every listener; call `run()` to accept. */
 export function createServer(app: App, options?: Options): Server {

@@ -138,7 +138,12 @@ describe("listen", () => {
     ["localhost without ipv6", { host: "localhost", port: 5, ipv6: false }, [
       tcp("127.0.0.1", 5),
     ]],
-    ["* without ipv4", { host: "*", port: 5, ipv4: false }, [tcp("::", 5)]],
+    ["* without ipv4 refuses IPv4 peers", { host: "*", port: 5, ipv4: false }, [
+      tcp("::", 5, { ipv6Only: true }),
+    ]],
+    ["listen [::] without ipv4", { listen: "[::]:5", ipv4: false }, [
+      tcp("::", 5, { ipv6Only: true }),
+    ]],
     ["a DNS name is left to the runtime", { host: "my-host.example", port: 5 }, [
       tcp("my-host.example", 5),
     ]],
@@ -266,8 +271,15 @@ describe("validation", () => {
     [
       "size as string",
       { recvBytes: "8192" as unknown as number },
-      /recvBytes must be an integer >= 1, got "8192"/,
+      /recvBytes must be an integer from 1 to 16777216, got "8192"/,
       TypeError,
+    ],
+    [
+      // Deno allocates a read buffer this size for every connection.
+      "read size of a TiB",
+      { recvBytes: 2 ** 40 },
+      /recvBytes must be an integer from 1 to 16777216, got 1099511627776/,
+      RangeError,
     ],
     ["zero header size", { maxRequestHeaderSize: 0 }, /maxRequestHeaderSize/, RangeError],
     [

@@ -215,6 +215,15 @@ describe("help and messages", () => {
       flagify('listen must be an IP address, a host name, "localhost" or "*", got "x!"'),
       '--listen must be an IP address, a host name, "localhost" or "*", got "x!"',
     );
+    // A boolean that is false came from its --no- flag.
+    assert.equal(
+      flagify('listen names an IPv4 address but ipv4 is false, got "127.0.0.1:80"'),
+      '--listen names an IPv4 address but --no-ipv4 is given, got "127.0.0.1:80"',
+    );
+    assert.equal(
+      flagify("ipv4 and ipv6 may not both be false"),
+      "--no-ipv4 and --no-ipv6 may not both be given",
+    );
   });
 });
 
@@ -266,6 +275,8 @@ describe("app resolution", () => {
     assert.equal(await body(await load("fixtures/cli_app.ts:handler")), "handler");
     assert.equal(await body(await load("fixtures/cli_app.ts:object")), "object");
     assert.equal(await body(await load("fixtures/cli_app.ts:routes.api")), "routes.api");
+    const staticApp = await load("fixtures/cli_app.ts:StaticApp");
+    assert.equal(await body({ fetch: (staticApp as { fetch: unknown }).fetch }), "StaticApp");
   });
 
   test("--call calls a factory, awaiting it", async () => {
@@ -296,6 +307,11 @@ describe("app resolution", () => {
       "fixtures/cli_app.ts:plainObject",
       false,
       /is an object without a fetch method, not a fetch handler/,
+    ],
+    [
+      "fixtures/cli_app.ts:PlainClass",
+      false,
+      /is a class without a static fetch method \(export an instance\), not a fetch handler/,
     ],
     [
       "fixtures/cli_app.ts:notAnApp",

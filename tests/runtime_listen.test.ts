@@ -8,6 +8,7 @@ import {
   existsSync,
   lstatSync,
   mkdtempSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -81,6 +82,32 @@ for (const rt of [native, nodeRuntime]) {
           await l.close();
         }
         await until(() => !existsSync(path), 2000, "socket file removal");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("unix socket: a listener taking the path over is not cut off when the old one closes", {
+      timeout: 20_000,
+    }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "waitress-rt-"));
+      try {
+        const path = join(dir, "s.sock");
+        const old = await rt.listen({ transport: "unix", path });
+        const replacement = await rt.listen({ transport: "unix", path, perms: 0o640 });
+        const got = deferred<Socket>();
+        replacement.start(got.resolve);
+        old.start(() => assert.fail("the old listener no longer owns the path"));
+        await old.close();
+        assert.equal(statSync(path).mode & 0o777, 0o640, "the new socket file is still there");
+        const c = await client(replacement.addr);
+        const s = await got.promise;
+        assert.deepEqual(s.localAddr, { transport: "unix", path });
+        c.sock.destroy();
+        s.destroy();
+        await replacement.close();
+        await until(() => !existsSync(path), 2000, "socket file removal");
+        assert.deepEqual(readdirSync(dir), [], "no temporary name is left behind");
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

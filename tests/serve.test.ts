@@ -1061,6 +1061,28 @@ describe("serve: connections", () => {
     });
   });
 
+  test("past connectionLimit at most backlog connections are held; on Bun and Node the rest are closed", async () => {
+    // Deno stops accepting, so there the kernel holds them; Bun and Node
+    // cannot stop, and hold them in the process.
+    const holdsInProcess = !("Deno" in globalThis);
+    await withServer(hello, { connectionLimit: 1, backlog: 2 }, async (port) => {
+      const first = await RawClient.connect(port);
+      first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await first.responses(1);
+      const held = [await RawClient.connect(port), await RawClient.connect(port)];
+      await sleep(100);
+      const extra = await RawClient.connect(port);
+      if (holdsInProcess) await extra.closedByServer(2000);
+      for (const c of held) c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      first.close();
+      await held[0].responses(1);
+      held[0].close();
+      await held[1].responses(1);
+      held[1].close();
+      extra.close();
+    });
+  });
+
   test("idle connections are closed after channelTimeout", async () => {
     await withServer(hello, { channelTimeout: 0.3, cleanupInterval: 0.1 }, async (port) => {
       const c = await RawClient.connect(port);

@@ -66,6 +66,35 @@ describe("server: listeners and lifecycle", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('ipv4: false on "*" (one dual-stack socket) refuses IPv4 peers, serves IPv6 ones', async () => {
+    const server = createServer(() => new Response("v6"), {
+      host: "*",
+      port: 0,
+      ipv4: false,
+      logger: recordingLogger(),
+    });
+    await server.ready;
+    server.run();
+    try {
+      const port = server.addr.port!;
+      assert.equal(server.addr.hostname, "::");
+      // Node binds it IPv6-only (refused); Deno and Bun accept and close at once.
+      const v4Text = await RawClient.connect(port, "127.0.0.1").then(async (c) => {
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await c.closedByServer(2000);
+        c.close();
+        return c.text;
+      }, () => "");
+      assert.equal(v4Text, "");
+      const v6 = await RawClient.connect(port, "::1");
+      v6.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await v6.responses(1))[0].body, "v6");
+      v6.close();
+    } finally {
+      await server.close({ timeout: 500 });
+    }
+  });
+
   test("an address in use makes ready reject with the address in the message", async () => {
     await withServer(() => new Response("x"), {}, async (port) => {
       const second = createServer(() => new Response("y"), {
@@ -110,8 +139,27 @@ describe("server: listeners and lifecycle", () => {
     c.close();
   });
 
+  test("a class serves through its static fetch method", async () => {
+    class App {
+      static fetch(request: Request): Response {
+        return new Response(`static ${new URL(request.url).pathname}`);
+      }
+    }
+    await withServer(App, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await c.responses(1))[0].body, "static /x");
+      c.close();
+    });
+  });
+
   test("an invalid app or option throws at createServer, naming it", () => {
     assert.throws(() => createServer(42 as never), /app must be a fetch handler/);
+    // Calling a class without `new` throws, so it is refused up front.
+    assert.throws(
+      () => createServer(class {} as never),
+      /app must be a fetch handler .*, got a class without a static fetch method/,
+    );
     assert.throws(() => createServer(() => new Response(""), { port: -1 }), /port/);
   });
 });

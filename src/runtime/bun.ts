@@ -5,7 +5,6 @@
  * @module
  */
 
-import { chmodSync } from "node:fs";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import {
   BaseSocket,
@@ -19,7 +18,7 @@ import {
   SMALL_LIMIT,
   toError,
 } from "./shared.ts";
-import { removeIfSocket } from "./unix_socket.ts";
+import { UnixSocketFile } from "./unix_socket.ts";
 import { isIPv4 } from "../adjustments.ts";
 
 /** The part of Bun's socket this adapter uses. */
@@ -313,16 +312,16 @@ class BunSocket extends BaseSocket {
 class BunListener extends GatedListener {
   addr: Addr;
   #raw: BunRawListener | undefined;
-  #unixPath: string | undefined;
+  #unixFile: UnixSocketFile | undefined;
   /** The last local address made: connections on the same one share it. */
   #local: Addr | undefined;
   /** Every connection's local address, when the listener's says it (a specific IPv4 one). */
   #fixedLocal: Addr | undefined;
 
-  constructor(addr: Addr, unixPath: string | undefined) {
-    super();
+  constructor(addr: Addr, unixFile: UnixSocketFile | undefined, backlog: number | undefined) {
+    super(backlog);
     this.addr = addr;
-    this.#unixPath = unixPath;
+    this.#unixFile = unixFile;
   }
 
   /** Bun.listen's socket handlers, routed to our wrappers. */
@@ -377,15 +376,15 @@ class BunListener extends GatedListener {
     try {
       this.#raw?.stop(false);
     } catch { /* already stopped */ }
-    if (this.#unixPath !== undefined) removeIfSocket(this.#unixPath);
-    this.#unixPath = undefined;
+    this.#unixFile?.remove();
+    this.#unixFile = undefined;
     return Promise.resolve();
   }
 }
 
 /**
- * The Bun runtime. `backlog` is ignored: `Bun.listen` has no backlog
- * option.
+ * The Bun runtime. `Bun.listen` has no backlog option: `backlog` only bounds
+ * how many accepted connections are held while accepting is paused.
  */
 export const bunRuntime: Runtime = {
   name: "bun",
@@ -399,17 +398,16 @@ export const bunRuntime: Runtime = {
 };
 
 function listenNow(spec: ListenSpec): Listener {
-  const isUnix = spec.transport === "unix";
-  const addr: Addr = isUnix
+  const unixFile = spec.transport === "unix" ? new UnixSocketFile(spec.path) : undefined;
+  const addr: Addr = spec.transport === "unix"
     ? Object.freeze({ transport: "unix", path: spec.path })
     : { transport: "tcp", hostname: spec.hostname, port: spec.port };
-  const listener = new BunListener(addr, isUnix ? spec.path : undefined);
+  const listener = new BunListener(addr, unixFile, spec.backlog);
   const common = { allowHalfOpen: true, socket: listener.handlers() };
   let raw: BunRawListener;
   try {
-    if (isUnix) {
-      removeIfSocket(spec.path);
-      raw = Bun.listen({ unix: spec.path, ...common });
+    if (spec.transport === "unix") {
+      raw = Bun.listen({ unix: unixFile!.bindPath, ...common });
     } else {
       raw = Bun.listen({
         hostname: spec.hostname,
@@ -422,12 +420,12 @@ function listenNow(spec: ListenSpec): Listener {
     throw bindError(spec, e);
   }
   listener.bound(raw);
-  if (isUnix && spec.perms !== undefined) {
+  if (spec.transport === "unix") {
     try {
-      chmodSync(spec.path, spec.perms);
+      unixFile!.install(spec.perms);
     } catch (e) {
       listener.close();
-      throw new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, { cause: e });
+      throw bindError(spec, e);
     }
   }
   return listener;

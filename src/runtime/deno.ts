@@ -17,6 +17,7 @@ import {
   toError,
 } from "./shared.ts";
 import { allocate } from "../slab.ts";
+import { UnixSocketFile } from "./unix_socket.ts";
 
 type Conn = Deno.Conn;
 
@@ -85,13 +86,14 @@ class DenoSocket extends BaseSocket {
   #recvBytes: number;
   #buf: Uint8Array;
 
-  constructor(conn: Conn, recvBytes: number) {
+  /** `localAddr`: the listener's, for a unix socket (see `DenoListener`). */
+  constructor(conn: Conn, recvBytes: number, localAddr: Addr | undefined) {
     super();
     this.#conn = conn;
     this.#recvBytes = recvBytes;
     this.#buf = new Uint8Array(recvBytes);
     this.remoteAddr = toAddr(conn.remoteAddr);
-    this.localAddr = toAddr(conn.localAddr);
+    this.localAddr = localAddr ?? toAddr(conn.localAddr);
     const tcp = conn as Partial<Deno.TcpConn>;
     try {
       tcp.setNoDelay?.(true);
@@ -256,11 +258,16 @@ class DenoListener implements Listener {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Accept errors in a row (a spinning guard). */
   #failures = 0;
+  #unixFile: UnixSocketFile | undefined;
 
-  constructor(listener: Deno.Listener, recvBytes: number) {
+  constructor(listener: Deno.Listener, recvBytes: number, unixFile: UnixSocketFile | undefined) {
     this.#listener = listener;
     this.#recvBytes = recvBytes;
-    this.addr = toAddr(listener.addr);
+    this.#unixFile = unixFile;
+    // Deno knows a unix socket by the name it was bound under.
+    this.addr = unixFile
+      ? Object.freeze({ transport: "unix", path: unixFile.path })
+      : toAddr(listener.addr);
   }
 
   start(onConnection: (socket: Socket) => void): void {
@@ -284,7 +291,8 @@ class DenoListener implements Listener {
   }
 
   #handOut(conn: Conn): void {
-    this.#onConnection!(new DenoSocket(conn, this.#recvBytes));
+    const local = this.#unixFile ? this.addr : undefined;
+    this.#onConnection!(new DenoSocket(conn, this.#recvBytes, local));
   }
 
   async #acceptLoop(): Promise<void> {
@@ -330,9 +338,10 @@ class DenoListener implements Listener {
       }
       this.#held = [];
       try {
-        // Deno removes a unix socket file itself on close.
         this.#listener.close();
       } catch { /* already closed */ }
+      this.#unixFile?.remove();
+      this.#unixFile = undefined;
     }
     return Promise.resolve();
   }
@@ -345,62 +354,50 @@ export function denoUnstableNetEnabled(): boolean {
   return "listenDatagram" in Deno;
 }
 
-/** Removes `path` if it is a (stale) unix socket; leaves anything else alone. */
-async function removeStaleSocket(path: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch {
-    return;
-  }
-  if (info.isSocket) await Deno.remove(path);
-}
-
 /**
  * The Deno runtime. `backlog` is ignored: `Deno.listen` has no backlog
  * option (Deno uses its own default).
  */
 export const denoRuntime: Runtime = {
   name: "deno",
-  async listen(spec: ListenSpec): Promise<Listener> {
+  listen(spec: ListenSpec): Promise<Listener> {
     const recvBytes = spec.recvBytes ?? DEFAULT_RECV_BYTES;
-    let listener: Deno.Listener;
     if (spec.transport === "unix") {
+      const file = new UnixSocketFile(spec.path);
+      let listener: Deno.Listener;
       try {
-        await removeStaleSocket(spec.path);
-        listener = Deno.listen({ transport: "unix", path: spec.path });
+        listener = Deno.listen({ transport: "unix", path: file.bindPath });
       } catch (e) {
-        throw bindError(spec, e);
+        return Promise.reject(bindError(spec, e));
       }
-      if (spec.perms !== undefined) {
-        try {
-          await Deno.chmod(spec.path, spec.perms);
-        } catch (e) {
-          listener.close();
-          throw new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, {
-            cause: e,
-          });
-        }
+      try {
+        file.install(spec.perms);
+      } catch (e) {
+        listener.close();
+        file.remove();
+        return Promise.reject(bindError(spec, e));
       }
-    } else {
-      if (spec.reusePort && !denoUnstableNetEnabled()) {
-        // Without the flag Deno exits the process (code 70) instead of throwing.
-        throw new Error(
+      return Promise.resolve(new DenoListener(listener, recvBytes, file));
+    }
+    if (spec.reusePort && !denoUnstableNetEnabled()) {
+      // Without the flag Deno exits the process (code 70) instead of throwing.
+      return Promise.reject(
+        new Error(
           `cannot listen on ${formatAddr(spec)}: reusePort needs Deno's unstable "net" ` +
             `feature: run with --unstable-net or add "unstable": ["net"] to deno.json`,
-        );
-      }
-      try {
-        listener = Deno.listen({
-          transport: "tcp",
-          hostname: spec.hostname,
-          port: spec.port,
-          ...(spec.reusePort ? { reusePort: true } : {}),
-        });
-      } catch (e) {
-        throw bindError(spec, e);
-      }
+        ),
+      );
     }
-    return new DenoListener(listener, recvBytes);
+    try {
+      const listener = Deno.listen({
+        transport: "tcp",
+        hostname: spec.hostname,
+        port: spec.port,
+        ...(spec.reusePort ? { reusePort: true } : {}),
+      });
+      return Promise.resolve(new DenoListener(listener, recvBytes, undefined));
+    } catch (e) {
+      return Promise.reject(bindError(spec, e));
+    }
   },
 };

@@ -6,18 +6,10 @@
  */
 
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
-import { chmodSync } from "node:fs";
 import process from "node:process";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
-import {
-  BaseSocket,
-  bindError,
-  formatAddr,
-  GatedListener,
-  OutputQueue,
-  toError,
-} from "./shared.ts";
-import { removeIfSocket } from "./unix_socket.ts";
+import { BaseSocket, bindError, formatAddr, GatedListener, OutputQueue } from "./shared.ts";
+import { UnixSocketFile } from "./unix_socket.ts";
 
 /** Queued output this large is sent at the end of the turn (see `write`). */
 const FLUSH_AT_ONCE = 256 * 1024;
@@ -171,10 +163,17 @@ class NodeSocket extends BaseSocket {
 class NodeListener extends GatedListener {
   readonly addr: Addr;
   #server: Server;
+  #unixFile: UnixSocketFile | undefined;
 
-  constructor(server: Server, addr: Addr) {
-    super();
+  constructor(
+    server: Server,
+    addr: Addr,
+    backlog: number | undefined,
+    unixFile: UnixSocketFile | undefined,
+  ) {
+    super(backlog);
     this.#server = server;
+    this.#unixFile = unixFile;
     this.addr = addr;
     server.on("connection", (sock: NetSocket) => {
       // Sockets arrive paused (pauseOnConnect) and stay so until start().
@@ -187,6 +186,8 @@ class NodeListener extends GatedListener {
     // server.close()'s callback waits for every connection to end; the
     // listening handle itself (and a unix socket file) goes away now.
     if (this.#server.listening) this.#server.close();
+    this.#unixFile?.remove();
+    this.#unixFile = undefined;
     return Promise.resolve();
   }
 }
@@ -217,6 +218,7 @@ export const nodeRuntime: Runtime = {
         ),
       );
     }
+    const unixFile = spec.transport === "unix" ? new UnixSocketFile(spec.path) : undefined;
     return new Promise((resolve, reject) => {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
       const onError = (e: Error): void => {
@@ -231,16 +233,13 @@ export const nodeRuntime: Runtime = {
         let addr: Addr;
         if (spec.transport === "unix") {
           addr = Object.freeze({ transport: "unix", path: spec.path });
-          if (spec.perms !== undefined) {
-            try {
-              chmodSync(spec.path, spec.perms);
-            } catch (e) {
-              server.close();
-              reject(
-                new Error(`cannot chmod ${formatAddr(spec)}: ${toError(e).message}`, { cause: e }),
-              );
-              return;
-            }
+          try {
+            unixFile!.install(spec.perms);
+          } catch (e) {
+            server.close();
+            unixFile!.remove();
+            reject(bindError(spec, e));
+            return;
           }
         } else {
           const a = server.address();
@@ -248,17 +247,17 @@ export const nodeRuntime: Runtime = {
             ? { transport: "tcp", hostname: a.address, port: a.port }
             : { transport: "tcp", hostname: spec.hostname, port: spec.port };
         }
-        resolve(new NodeListener(server, addr));
+        resolve(new NodeListener(server, addr, spec.backlog, unixFile));
       });
       if (spec.transport === "unix") {
-        removeIfSocket(spec.path);
-        server.listen({ path: spec.path, backlog: spec.backlog });
+        server.listen({ path: unixFile!.bindPath, backlog: spec.backlog });
       } else {
         server.listen({
           host: spec.hostname,
           port: spec.port,
           backlog: spec.backlog,
-          ipv6Only: spec.hostname.includes(":") && spec.hostname !== "::",
+          ipv6Only: spec.ipv6Only === true ||
+            (spec.hostname.includes(":") && spec.hostname !== "::"),
           ...(spec.reusePort ? { reusePort: true } : {}),
         });
       }

@@ -6,6 +6,7 @@
  */
 
 import type { Addr, Listener, ListenSpec, Socket, SocketHandler } from "./types.ts";
+import { DEFAULTS } from "../adjustments.ts";
 
 /** Default size of one read (bytes); `ListenSpec.recvBytes` overrides it. */
 export const DEFAULT_RECV_BYTES = 65536;
@@ -442,8 +443,10 @@ export function toError(value: unknown): Error {
 /**
  * A listener for runtimes that cannot stop accepting (Bun, node:net): it
  * hands accepted sockets to its owner, holding them (paused, in order) while
- * accepting is paused or before `start`. Subclasses bind, `offer` what they
- * accept, and call `closeGate` when closed.
+ * accepting is paused or before `start`. It holds at most `backlog` of them,
+ * as the kernel's queue would, and closes the ones beyond: else a flood past
+ * `connectionLimit` would still take a descriptor per client. Subclasses
+ * bind, `offer` what they accept, and call `closeGate` when closed.
  */
 export abstract class GatedListener implements Listener {
   abstract readonly addr: Addr;
@@ -451,6 +454,12 @@ export abstract class GatedListener implements Listener {
   #accepting = true;
   #closed = false;
   #held = new Set<BaseSocket>();
+  readonly #holdLimit: number;
+
+  constructor(backlog: number | undefined) {
+    // Linux queues one connection even with a backlog of 0.
+    this.#holdLimit = Math.max(1, backlog ?? DEFAULTS.backlog);
+  }
 
   /** Starts handing sockets out, first the held ones. */
   start(onConnection: (socket: Socket) => void): void {
@@ -472,12 +481,12 @@ export abstract class GatedListener implements Listener {
    * closed, or held. Returns true when held (the caller pauses its reads).
    */
   protected offer(socket: BaseSocket): boolean {
-    if (this.#closed) {
+    if (this.#closed || (!this.#handsOut() && this.#held.size >= this.#holdLimit)) {
       socket.discard();
       return false;
     }
-    if (this.#accepting && this.#onConnection) {
-      this.#onConnection(socket);
+    if (this.#handsOut()) {
+      this.#onConnection!(socket);
       return false;
     }
     socket.onGone = (gone) => this.#held.delete(gone);
@@ -492,6 +501,10 @@ export abstract class GatedListener implements Listener {
     const held = [...this.#held];
     this.#held.clear();
     for (const socket of held) socket.discard();
+  }
+
+  #handsOut(): boolean {
+    return this.#accepting && this.#onConnection !== undefined;
   }
 
   #release(): void {

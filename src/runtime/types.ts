@@ -82,6 +82,11 @@ export type ListenSpec =
     port: number;
     /** Share the port with other listeners (SO_REUSEPORT). */
     reusePort?: boolean;
+    /**
+     * Refuse IPv4 peers on `"::"`: Node binds it IPv6-only; on Deno and Bun,
+     * which cannot, the server closes each IPv4-mapped peer it accepts.
+     */
+    ipv6Only?: boolean;
     /** listen() backlog (ignored on Deno, which has no such option). */
     backlog?: number;
     /** Bytes asked for per read (default 65536). */

@@ -1,13 +1,58 @@
 /**
- * Unix socket files for the adapters that reach the file system through
- * `node:fs` (Bun and node:net).
+ * The file of a unix socket listener. Every runtime unlinks the path it bound
+ * when the listener closes, whoever's socket is there by then: when a new
+ * server has taken the path over (a rolling restart), the old one closing
+ * would cut the new one off. So the socket is bound under a temporary name
+ * next to the path, given its mode, and renamed into place, which also
+ * replaces an old socket file atomically (clients never find the path
+ * missing, nor the socket with the umask's mode). On close the path is
+ * removed only if it still names this socket.
  * @module
  */
-import { lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, lstatSync, renameSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 
-/** Removes `path` if it is a unix socket (a stale one); leaves anything else alone. */
-export function removeIfSocket(path: string): void {
+/** Device and inode of the file at `path`, or "" when there is none. */
+function identity(path: string): string {
   try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch { /* not there */ }
+    const stat = lstatSync(path);
+    return `${stat.dev}:${stat.ino}`;
+  } catch {
+    return "";
+  }
+}
+
+/** One listener's socket file; bind `bindPath`, then `install`. */
+export class UnixSocketFile {
+  /** Where the runtime binds: a fresh name in the same directory (so the rename stays on one file system). */
+  readonly bindPath: string;
+  #installed = "";
+
+  constructor(readonly path: string) {
+    this.bindPath = join(dirname(path), `.w${Math.random().toString(36).slice(2, 8)}`);
+  }
+
+  /**
+   * Applies `perms`, then moves the bound socket to `path`, replacing a
+   * socket file there (a crashed server's, or the one this replaces), but
+   * nothing else.
+   */
+  install(perms: number | undefined): void {
+    if (perms !== undefined) chmodSync(this.bindPath, perms);
+    let inTheWay = false;
+    try {
+      inTheWay = !lstatSync(this.path).isSocket();
+    } catch { /* nothing there */ }
+    if (inTheWay) throw new Error("a file that is not a socket is in the way");
+    this.#installed = identity(this.bindPath);
+    renameSync(this.bindPath, this.path);
+  }
+
+  /** After the listener closed: removes `path` if it still names this socket, and a bound name never installed. */
+  remove(): void {
+    try {
+      if (this.#installed === "") unlinkSync(this.bindPath);
+      else if (identity(this.path) === this.#installed) unlinkSync(this.path);
+    } catch { /* gone already */ }
+  }
 }
