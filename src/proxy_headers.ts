@@ -210,12 +210,7 @@ function parseXForwarded(
       try {
         const hops: string[] = [];
         for (const part of raw.split(",")) {
-          const hop = undquote(part.trim());
-          // A bare IPv6 address (several colons, no brackets) has no port:
-          // bracket it so the port split below leaves it whole.
-          const colon = hop.indexOf(":");
-          const bare = !hop.startsWith("[") && colon !== -1 && hop.indexOf(":", colon + 1) !== -1;
-          hops.push(bare ? `[${hop}]` : hop);
+          hops.push(bracketBareIPv6(undquote(part.trim())));
         }
         parsed.client = hops[Math.max(0, hops.length - count)];
         parsed.rewrites.set(FOR, lastRaw(raw, count).join(",").trim());
@@ -257,7 +252,20 @@ function parseXForwarded(
   if (trusted.has("x-forwarded-by")) parsed.trusted |= BY;
 }
 
-/** A single-valued header (proto, port): unquoted; a comma means several values, refused. */
+/**
+ * A bare IPv6 address (several colons, no brackets) has no port: bracketed,
+ * so that splitting off a port leaves it whole.
+ */
+function bracketBareIPv6(node: string): string {
+  const colon = node.indexOf(":");
+  const bare = !node.startsWith("[") && colon !== -1 && node.indexOf(":", colon + 1) !== -1;
+  return bare ? `[${node}]` : node;
+}
+
+/**
+ * A single-valued header (proto, port): unquoted, as it is (`" https "` is
+ * not https, as in waitress); a comma means several values, refused.
+ */
 function single(header: string, raw: string | undefined): string {
   if (raw === undefined) return "";
   try {
@@ -265,7 +273,7 @@ function single(header: string, raw: string | undefined): string {
     if (value.includes(",")) {
       throw new Error("Unspecified behavior for multiple values found in header");
     }
-    return value.trim();
+    return value;
   } catch (error) {
     throw new Malformed(header, (error as Error).message, raw);
   }
@@ -295,7 +303,9 @@ function parseForwarded(
         const value = pair.slice(equals + 1);
         if (token.trim() !== token) throw new Error("Token may not be surrounded by whitespace");
         if (value.trim() !== value) throw new Error("Value may not be surrounded by whitespace");
-        if (token === "for") element.for = undquote(value);
+        // RFC 7239 wants an IPv6 node quoted and bracketed; one that is not
+        // is still an address, not a host and a port.
+        if (token === "for") element.for = bracketBareIPv6(undquote(value));
         else if (token === "host") element.host = undquote(value);
         else if (token === "proto") element.proto = undquote(value);
         else if (token === "by") undquote(value);

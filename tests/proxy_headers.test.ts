@@ -294,6 +294,11 @@ describe("Forwarded (RFC 7239)", () => {
     assert.equal(out.scheme, "https");
   });
 
+  test("an IPv6 node neither quoted nor bracketed is an address, not a host and a port", () => {
+    const out = apply(config(FWD), view([["Forwarded", "for=2001:db8::1;proto=https"]]));
+    assert.deepEqual(out.remoteAddr, { transport: "tcp", hostname: "2001:db8::1" });
+  });
+
   test("an empty pair is skipped, by= is accepted", () => {
     const out = apply(
       config(FWD),
@@ -438,6 +443,12 @@ describe("malformed trusted values give a 400 naming the header", () => {
       "X-Forwarded-Proto",
     ],
     ["proto ftp", ALL_X, ["X-Forwarded-Proto", "ftp"], "X-Forwarded-Proto"],
+    [
+      "proto with spaces inside quotes",
+      ALL_X,
+      ["X-Forwarded-Proto", '" https "'],
+      "X-Forwarded-Proto",
+    ],
     ["two protos", ALL_X, ["X-Forwarded-Proto", "https, http"], "X-Forwarded-Proto"],
     ["two ports", ALL_X, ["X-Forwarded-Port", "80, 443"], "X-Forwarded-Port"],
     ["port not a number", ALL_X, ["X-Forwarded-Port", "eighty"], "X-Forwarded-Port"],

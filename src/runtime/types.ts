@@ -94,7 +94,7 @@ export type ListenSpec =
   }
   | {
     transport: "unix";
-    /** Socket file path; a stale socket file there is removed first. */
+    /** Socket file path; a socket file already there is replaced (see `UnixSocketFile`). */
     path: string;
     /** chmod applied after binding (e.g. 0o600). */
     perms?: number;
