@@ -24,7 +24,7 @@ const HELP = `usage: deno run -A bench/run.ts [flags]
   --connections=50     wrk connections for a, b, c, f
   --pipeline=16        requests per write in b
   --idle=10000         connections held open in e
-  --transfers=5        100 MiB transfers per measured run in d (one connection each)
+  --transfers=20       100 MiB transfers per measured run in d (one connection each)
   --no-pin             do not pin with taskset
   --python=PATH        a python3 that can import waitress (default: /usr/bin/python3, python3)
   --out=PATH           results file (default bench/results/<date>_<time>.md; --out= for none)`;
@@ -87,7 +87,7 @@ const RUNS = Math.round(num("runs", 5));
 const CONNECTIONS = Math.round(num("connections", 50));
 const PIPELINE = Math.round(num("pipeline", 16));
 let IDLE = Math.round(num("idle", 10000));
-const TRANSFERS = Math.round(num("transfers", 5));
+const TRANSFERS = Math.round(num("transfers", 20));
 
 // ---------------------------------------------------------------- small helpers
 
