@@ -9,7 +9,6 @@ import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import {
   BaseSocket,
   bindError,
-  formatAddr,
   GatedListener,
   OutputQueue,
   OWN_FLAGS,
