@@ -6,7 +6,7 @@
  * @module
  */
 import type { Adjustments } from "./adjustments.ts";
-import type { ParseError, ParserPool, RequestParser } from "./parser.ts";
+import { type ParseError, parseError, type ParserPool, type RequestParser } from "./parser.ts";
 import type { TaskRunner } from "./runner.ts";
 import type { Addr, Socket, SocketHandler } from "./runtime/types.ts";
 import { type ExchangeHost, type Handler, Task } from "./task.ts";
@@ -176,8 +176,10 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   onEnd(): void {
     // The client sent all it will send. Requests received before its FIN are
-    // still answered, in order; then the connection closes.
+    // still answered, in order; then the connection closes. Their apps are
+    // told it left (see Task.clientLeft).
     this.#mark(PEER_ENDED);
+    for (const task of this.#tasks) task.clientLeft();
     this.#pump();
     this.#maybeFinish();
   }
@@ -332,7 +334,7 @@ export class Channel implements SocketHandler, ExchangeHost {
             // The rest of this body can no longer come.
             this.#reading = null;
             this.#mark(CLOSING);
-            reading.failBody(new Error("the client closed before the body was complete"));
+            reading.failBody(parseError(400, "The client closed before the body was complete"));
           }
           return;
         }
@@ -396,6 +398,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #enqueue(task: Task): void {
+    if (this.#is(PEER_ENDED)) task.clientLeft();
     if (this.#tasks === NONE) this.#tasks = [];
     this.#tasks.push(task);
     if (this.#tasks.length === 1) this.#startNext();

@@ -112,7 +112,8 @@ const REASONS: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 
-function parseError(status: number, detail: string): ParseError {
+/** A rejection with `status` and the one line saying why (the connection closes). */
+export function parseError(status: number, detail: string): ParseError {
   return { status, reason: REASONS[status], detail, close: true };
 }
 
@@ -1157,7 +1158,10 @@ export class RequestParser {
       const d = b[i] - 0x30;
       if (d < 0 || d > 9) return this.lineError(400, "Content-Length is invalid");
       v = v * 10 + d;
-      if (v > Number.MAX_SAFE_INTEGER) return this.lineError(400, "Content-Length is too large");
+      // Past 2^53 no longer exact, and over any maxRequestBodySize (as in waitress).
+      if (v > Number.MAX_SAFE_INTEGER) {
+        return this.lineError(413, "exceeds max_body of " + this.maxBody);
+      }
     }
     if (this.clCount > 0 && v !== this.clValue) {
       return this.lineError(400, "Content-Length values differ");
@@ -1338,7 +1342,7 @@ export class RequestParser {
               return this.fail(parseError(400, "Invalid chunk extension"));
             }
             if (size === CHUNK_SIZE_TOO_LARGE) {
-              return this.fail(parseError(400, "Chunk size is too large"));
+              return this.fail(parseError(413, "exceeds max_body of " + this.maxBody));
             }
           }
           this.pos = lf + 1;

@@ -142,8 +142,11 @@ export class Task {
   finished = false;
   /** Made when the app first asks for a signal (most never do). */
   #abort: AbortController | null = null;
-  /** Run when the client goes away: the Request's signal, where wired lazily. */
-  #onGone: Array<() => void> | null = null;
+  /** Run when the client leaves: the Request's signal, where wired lazily. */
+  #onLeft: Array<() => void> | null = null;
+  /** The client sent its FIN or the connection closed: the app's signals are aborted. */
+  #left = false;
+  /** The connection closed: nothing more can be sent. */
   #gone = false;
   #bodyController: ReadableStreamDefaultController<Uint8Array> | null = null;
   #resolvePull: (() => void) | null = null;
@@ -200,25 +203,36 @@ export class Task {
     this.closeAfter = true;
   }
 
-  /** Aborted when the client goes away before the response is done. */
+  /** Aborted when the client leaves before the response is done. */
   get signal(): AbortSignal {
     if (this.#abort === null) {
       this.#abort = new AbortController();
-      if (this.#gone) this.#abort.abort(new Error("client disconnected"));
+      if (this.#left) this.#abort.abort(new Error("client disconnected"));
     }
     return this.#abort.signal;
+  }
+
+  /**
+   * The client sent its FIN. It may only have finished sending (and still
+   * read), so the response is still written; but a client that closed sends
+   * the same FIN, and an app waiting on its signal (a long poll, a stream of
+   * events) must learn that it may stop, as `Deno.serve`, `Bun.serve` and
+   * `node:http` tell it.
+   */
+  clientLeft(): void {
+    if (this.#left) return;
+    this.#left = true;
+    this.#abort?.abort(new Error("client disconnected"));
+    const callbacks = this.#onLeft;
+    this.#onLeft = null;
+    if (callbacks) { for (const callback of callbacks) callback(); }
   }
 
   /** The connection went away: wake everything that waits on it. */
   abort(): void {
     this.closeAfter = true;
-    if (!this.#gone) {
-      this.#gone = true;
-      this.#abort?.abort(new Error("client disconnected"));
-      const callbacks = this.#onGone;
-      this.#onGone = null;
-      if (callbacks) { for (const callback of callbacks) callback(); }
-    }
+    this.#gone = true;
+    this.clientLeft();
     this.failBody(new Error("client disconnected"));
     this.#reader?.cancel().catch(() => {});
     this.outputDrained();
@@ -416,6 +430,11 @@ export class Task {
   }
 
   async #failed(error: unknown, request: Request, head: RequestHead): Promise<void> {
+    // The request broke first (its body cut short or malformed), and what
+    // the app threw most likely follows from that: the client's error it is.
+    if (this.#forcedError && !this.responseStarted) {
+      return this.#writeError(this.#forcedError, head);
+    }
     const response = await this.#appFailed(error, request, head);
     const done = this.#writeFinal(response, head);
     if (done) await done;
@@ -451,10 +470,10 @@ export class Task {
     );
   }
 
-  /** Runs `callback` when the client goes away (at once if it has). */
-  whenGone(callback: () => void): void {
-    if (this.#gone) callback();
-    else (this.#onGone ??= []).push(callback);
+  /** Runs `callback` when the client leaves (at once if it has). */
+  whenClientLeaves(callback: () => void): void {
+    if (this.#left) callback();
+    else (this.#onLeft ??= []).push(callback);
   }
 
   async #appFailed(error: unknown, request: Request, head: RequestHead): Promise<Response> {
@@ -601,7 +620,11 @@ export class Task {
     let length = facts.appLength;
     if (bodiless) {
       framing = "none";
-      if (length < 0 && single && head.method === "HEAD") length = first ? first.byteLength : 0;
+      // A body given to HEAD tells what GET would send; a null one (Hono's
+      // answer to HEAD) does not, and a Content-Length: 0 would be a lie.
+      if (length < 0 && single && head.method === "HEAD" && (first || response.body !== null)) {
+        length = first ? first.byteLength : 0;
+      }
       if (status === 204 || status < 200) length = -1;
     } else if (length >= 0) {
       framing = "length";
@@ -860,6 +883,6 @@ class HeadParts implements RequestParts {
   }
 
   onCancel(abort: () => void): void {
-    this.task.whenGone(abort);
+    this.task.whenClientLeaves(abort);
   }
 }

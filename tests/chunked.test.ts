@@ -189,8 +189,8 @@ describe("chunked bodies", () => {
     }
   });
 
-  test("size overflow is 400", () => {
-    assert.equal(decode("ffffffffffffffffffffffff\r\nabc\r\n").status, 400);
+  test("a size past 2^53 is over any body limit: 413", () => {
+    assert.equal(decode("ffffffffffffffffffffffff\r\nabc\r\n").status, 413);
   });
 
   test("bad extensions are 400", () => {

@@ -523,14 +523,14 @@ describe("Content-Length", () => {
     assert.equal(status(get("Content-Length: 0", "Content-Length: 10")), 400);
   });
 
-  test("too large to represent exactly is 400; over the body limit is 413 without a head", () => {
+  test("over the body limit, or too large to represent exactly (over any limit), is 413 without a head", () => {
     const big = { maxRequestHeaderSize: 8192, maxRequestBodySize: Number.MAX_SAFE_INTEGER };
     assert.equal(
       head(get("Content-Length: 9007199254740991"), big).contentLength,
       9007199254740991,
     );
-    assert.equal(status(get("Content-Length: 9007199254740992"), big), 400);
-    assert.equal(status(get("Content-Length: 99999999999999999999999999"), big), 400);
+    assert.equal(status(get("Content-Length: 9007199254740992"), big), 413);
+    assert.equal(status(get("Content-Length: 99999999999999999999999999"), big), 413);
     const small = { maxRequestHeaderSize: 8192, maxRequestBodySize: 10 };
     assert.equal(head(get("Content-Length: 10") + "0123456789", small).contentLength, 10);
     const ev = events(get("Content-Length: 11"), small);
@@ -689,6 +689,17 @@ describe("limits and parser state", () => {
     q.push(bytes("GET /" + "a".repeat(100)));
     const f = q.next();
     assert.ok(f !== null && f.kind === "error" && f.error.status === 431);
+  });
+
+  test("a chunk over the body limit is 413, also when its size is past 2^53", () => {
+    const post = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (const size of ["65", "ffffffffffffffffffffff"]) {
+      const ev = events(post + size + "\r\n", limits);
+      const last = ev[ev.length - 1];
+      assert.ok(last.kind === "error", size);
+      assert.equal(last.error.status, 413, size);
+      assert.equal(last.error.detail, "exceeds max_body of 100", size);
+    }
   });
 
   test("errors are terminal: same event again, nothing buffered, pushes ignored", () => {

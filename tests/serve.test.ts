@@ -566,6 +566,26 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("HEAD answered with a null body gets no Content-Length (GET's length is unknown)", async () => {
+    const app = (req: Request) =>
+      req.method === "HEAD"
+        ? new Response(null, { headers: { "x-route": "get" } })
+        : new Response("seventeen bytes!\n");
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [headResponse] = await c.responses(1, 5000, true);
+      assert.equal(headResponse.header("x-route"), "get");
+      assert.equal(headResponse.header("content-length"), undefined);
+      assert.equal(headResponse.header("transfer-encoding"), undefined);
+      c.close();
+      const d = await RawClient.connect(port);
+      d.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await d.responses(1))[0].body, "seventeen bytes!\n");
+      d.close();
+    });
+  });
+
   test("HEAD answered by the server's own error pages gets no body either", async () => {
     await withServer(
       (req) => {
@@ -1152,10 +1172,53 @@ describe("serve: connections", () => {
         c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
         c.shutdown();
         await c.closedByServer();
+        // The client's error, whatever the app answers.
+        assert.equal(parseResponses(c.received)[0].status, 400);
         c.close();
       },
     );
     assert.match(failure, /closed before the body was complete/);
+  });
+
+  test("a body cut short is the client's 400, not an app exception, when the app rethrows", async () => {
+    const logger = recordingLogger();
+    await withServer(
+      async (req) => new Response(await req.text()),
+      { logger },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+        c.shutdown();
+        await c.closedByServer();
+        const [response] = parseResponses(c.received);
+        assert.equal(response.status, 400);
+        assert.match(response.body, /The client closed before the body was complete/);
+        c.close();
+      },
+    );
+    assert.ok(!logger.lines.some((line) => line.includes("Exception")), logger.lines.join("\n"));
+  });
+
+  test("a half-close aborts the app's signals (it may have closed), and the answer is still sent", async () => {
+    let requestAborted = false;
+    await withServer(
+      async (req, info) => {
+        req.signal.addEventListener("abort", () => (requestAborted = true));
+        await new Promise((resolve) => info.signal.addEventListener("abort", resolve));
+        return new Response("you left");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await sleep(50);
+        c.shutdown();
+        await c.closedByServer(3000);
+        assert.match(c.text, /you left$/);
+        c.close();
+      },
+    );
+    if ("Deno" in globalThis) assert.ok(requestAborted, "request.signal was aborted");
   });
 
   test("a half-closing client still gets its response", async () => {

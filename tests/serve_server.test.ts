@@ -2,6 +2,7 @@
 // the task runner, and fileResponse.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -261,6 +262,30 @@ describe("fileResponse", () => {
           c.close();
         },
       );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a directory or a FIFO rejects at once (a FIFO is never opened)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "waitress-"));
+    const fifo = path.join(dir, "pipe");
+    try {
+      assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+      for (const target of [dir, fifo]) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${target}: still opening`)), 3000);
+        });
+        try {
+          await assert.rejects(
+            Promise.race([fileResponse(target), timeout]),
+            /is not a regular file/,
+          );
+        } finally {
+          clearTimeout(timer);
+        }
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

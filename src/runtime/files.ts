@@ -25,6 +25,8 @@ export async function openFile(path: string): Promise<FileBody> {
 }
 
 async function openDeno(path: string): Promise<FileBody> {
+  // Opening a FIFO for reading waits for a writer: look before opening.
+  if (!(await g.Deno.stat(path)).isFile) throw new Error(`${path} is not a regular file`);
   const file = await g.Deno.open(path, { read: true });
   try {
     const info = await file.stat();
@@ -65,7 +67,10 @@ async function openBun(path: string): Promise<FileBody> {
 
 async function openNode(path: string): Promise<FileBody> {
   const { open } = await import("node:fs/promises");
-  const handle = await open(path, "r");
+  const { constants } = await import("node:fs");
+  // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of
+  // holding a thread of node's pool until a writer comes; files ignore it.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new Error(`${path} is not a regular file`);
