@@ -71,7 +71,7 @@ class HttpServer implements Server, ChannelOwner {
   }
 
   async #bind(): Promise<void> {
-    const runtime = detectRuntime();
+    const runtime = await detectRuntime();
     try {
       for (const spec of this.adj.listen) {
         const listener = await runtime.listen({ ...spec, recvBytes: this.adj.recvBytes });

@@ -4,7 +4,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { detectRuntime, nodeRuntime } from "../src/runtime/mod.ts";
+import { detectRuntime } from "../src/runtime/mod.ts";
+import { nodeRuntime } from "../src/runtime/node.ts";
 import type { Listener, Runtime, Socket } from "../src/runtime/mod.ts";
 import {
   checkPattern,
@@ -18,7 +19,7 @@ import {
   until,
 } from "./helpers/socket_util.ts";
 
-const native = detectRuntime();
+const native = await detectRuntime();
 
 test("detectRuntime picks the adapter of the running runtime", () => {
   assert.equal(native.name, RUNTIME);

@@ -7,7 +7,7 @@ import { detectRuntime } from "../src/runtime/mod.ts";
 import type { Socket } from "../src/runtime/mod.ts";
 import { client, record, until } from "./helpers/socket_util.ts";
 
-const native = detectRuntime();
+const native = await detectRuntime();
 
 test(
   "writes to several sockets in one turn all arrive, each in order",

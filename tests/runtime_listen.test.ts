@@ -17,7 +17,8 @@ import {
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
-import { detectRuntime, nodeRuntime } from "../src/runtime/mod.ts";
+import { detectRuntime } from "../src/runtime/mod.ts";
+import { nodeRuntime } from "../src/runtime/node.ts";
 import type { Socket } from "../src/runtime/mod.ts";
 import { bindError } from "../src/runtime/shared.ts";
 
@@ -36,7 +37,7 @@ import {
   until,
 } from "./helpers/socket_util.ts";
 
-const native = detectRuntime();
+const native = await detectRuntime();
 
 /** Leaves a socket file nobody listens on at `path` (a crashed server's). */
 async function makeStaleSocket(path: string): Promise<void> {

@@ -17,7 +17,7 @@ import {
   SMALL_LIMIT,
   toError,
 } from "./shared.ts";
-import { UnixSocketFile } from "./unix_socket.ts";
+import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 import { isIPv4 } from "../adjustments.ts";
 
 /** The part of Bun's socket this adapter uses. */
@@ -387,17 +387,13 @@ class BunListener extends GatedListener {
  */
 export const bunRuntime: Runtime = {
   name: "bun",
-  listen(spec: ListenSpec): Promise<Listener> {
-    try {
-      return Promise.resolve(listenNow(spec));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async listen(spec: ListenSpec): Promise<Listener> {
+    const unixFile = spec.transport === "unix" ? await unixSocketFile(spec.path) : undefined;
+    return listenNow(spec, unixFile);
   },
 };
 
-function listenNow(spec: ListenSpec): Listener {
-  const unixFile = spec.transport === "unix" ? new UnixSocketFile(spec.path) : undefined;
+function listenNow(spec: ListenSpec, unixFile: UnixSocketFile | undefined): Listener {
   const addr: Addr = spec.transport === "unix"
     ? Object.freeze({ transport: "unix", path: spec.path })
     : { transport: "tcp", hostname: spec.hostname, port: spec.port };

@@ -17,7 +17,7 @@ import {
   toError,
 } from "./shared.ts";
 import { allocate } from "../slab.ts";
-import { UnixSocketFile } from "./unix_socket.ts";
+import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 
 type Conn = Deno.Conn;
 
@@ -360,32 +360,30 @@ export function denoUnstableNetEnabled(): boolean {
  */
 export const denoRuntime: Runtime = {
   name: "deno",
-  listen(spec: ListenSpec): Promise<Listener> {
+  async listen(spec: ListenSpec): Promise<Listener> {
     const recvBytes = spec.recvBytes ?? DEFAULT_RECV_BYTES;
     if (spec.transport === "unix") {
-      const file = new UnixSocketFile(spec.path);
+      const file = await unixSocketFile(spec.path);
       let listener: Deno.Listener;
       try {
         listener = Deno.listen({ transport: "unix", path: file.bindPath });
       } catch (e) {
-        return Promise.reject(bindError(spec, e));
+        throw bindError(spec, e);
       }
       try {
         file.install(spec.perms);
       } catch (e) {
         listener.close();
         file.remove();
-        return Promise.reject(bindError(spec, e));
+        throw bindError(spec, e);
       }
-      return Promise.resolve(new DenoListener(listener, recvBytes, file));
+      return new DenoListener(listener, recvBytes, file);
     }
     if (spec.reusePort && !denoUnstableNetEnabled()) {
       // Without the flag Deno exits the process (code 70) instead of throwing.
-      return Promise.reject(
-        new Error(
-          `cannot listen on ${formatAddr(spec)}: reusePort needs Deno's unstable "net" ` +
-            `feature: run with --unstable-net or add "unstable": ["net"] to deno.json`,
-        ),
+      throw new Error(
+        `cannot listen on ${formatAddr(spec)}: reusePort needs Deno's unstable "net" ` +
+          `feature: run with --unstable-net or add "unstable": ["net"] to deno.json`,
       );
     }
     try {
@@ -395,9 +393,9 @@ export const denoRuntime: Runtime = {
         port: spec.port,
         ...(spec.reusePort ? { reusePort: true } : {}),
       });
-      return Promise.resolve(new DenoListener(listener, recvBytes, undefined));
+      return new DenoListener(listener, recvBytes, undefined);
     } catch (e) {
-      return Promise.reject(bindError(spec, e));
+      throw bindError(spec, e);
     }
   },
 };

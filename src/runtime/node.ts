@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket as NetSocket } from "node:net";
 import process from "node:process";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import { BaseSocket, bindError, formatAddr, GatedListener, OutputQueue } from "./shared.ts";
-import { UnixSocketFile } from "./unix_socket.ts";
+import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 
 /** Queued output this large is sent at the end of the turn (see `write`). */
 const FLUSH_AT_ONCE = 256 * 1024;
@@ -207,18 +207,16 @@ function nodeHasReusePort(): boolean {
 /** The node:net runtime (also works on Deno and Bun). */
 export const nodeRuntime: Runtime = {
   name: "node",
-  listen(spec: ListenSpec): Promise<Listener> {
+  async listen(spec: ListenSpec): Promise<Listener> {
     if (spec.transport === "tcp" && spec.reusePort && !nodeHasReusePort()) {
       // Older Node ignores the option, and the second listener would fail
       // with a misleading "address already in use".
-      return Promise.reject(
-        new Error(
-          `cannot listen on ${formatAddr(spec)}: reusePort needs Node 22.12 or later ` +
-            `(this is Node ${process.versions.node})`,
-        ),
+      throw new Error(
+        `cannot listen on ${formatAddr(spec)}: reusePort needs Node 22.12 or later ` +
+          `(this is Node ${process.versions.node})`,
       );
     }
-    const unixFile = spec.transport === "unix" ? new UnixSocketFile(spec.path) : undefined;
+    const unixFile = spec.transport === "unix" ? await unixSocketFile(spec.path) : undefined;
     return new Promise((resolve, reject) => {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
       const onError = (e: Error): void => {

@@ -121,7 +121,7 @@ function bunClient(port: number): Promise<void> {
   });
 }
 
-const rt = detectRuntime();
+const rt = await detectRuntime();
 const REPS = Number(process.env.REPS ?? 5);
 const results: Record<string, [number, number][]> = { raw: [], adapter: [] };
 for (let rep = 0; rep < REPS; rep++) {
