@@ -25,6 +25,31 @@ test("detectRuntime picks the adapter of the running runtime", () => {
   assert.equal(native.name, RUNTIME);
 });
 
+test("Deno: a connection whose read buffer cannot be allocated is closed; accepting goes on", {
+  skip: native.name !== "deno",
+  timeout: 20_000,
+}, async () => {
+  // 1 TiB: the allocation fails (the server's own options stop at 16 MiB).
+  const l = await native.listen({
+    transport: "tcp",
+    hostname: "127.0.0.1",
+    port: 0,
+    recvBytes: 2 ** 40,
+  });
+  const accepted: Socket[] = [];
+  l.start((s) => accepted.push(s));
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await client(l.addr);
+      await c.ended; // closed by the server, and the process still runs
+      c.sock.destroy();
+    }
+    assert.equal(accepted.length, 0);
+  } finally {
+    await l.close();
+  }
+});
+
 /** Binds 127.0.0.1:0, runs `body`, always closes the listener. */
 async function withListener(
   rt: Runtime,

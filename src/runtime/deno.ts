@@ -291,8 +291,18 @@ class DenoListener implements Listener {
   }
 
   #handOut(conn: Conn): void {
-    const local = this.#unixFile ? this.addr : undefined;
-    this.#onConnection!(new DenoSocket(conn, this.#recvBytes, local));
+    let socket: DenoSocket;
+    try {
+      socket = new DenoSocket(conn, this.#recvBytes, this.#unixFile ? this.addr : undefined);
+    } catch {
+      // No memory for its read buffer: this client is turned away, and the
+      // accept loop (whose rejection would end the process) goes on.
+      try {
+        conn.close();
+      } catch { /* gone already */ }
+      return;
+    }
+    this.#onConnection!(socket);
   }
 
   async #acceptLoop(): Promise<void> {
