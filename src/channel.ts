@@ -41,8 +41,15 @@ const PEER_ENDED = 16;
 const PUMPING = 32;
 /** Output waits for the flush of the next macrotask (see `deferFlush`). */
 const FLUSH_DUE = 64;
+/**
+ * Output is above `outbufHighWatermark`: no further request head is parsed
+ * (and no more bytes read) until the client has taken it.
+ */
+const PARSE_HELD = 128;
+/** The same, and `#tasks[0]` waits to be started until then. */
+const START_HELD = 256;
 /** `#bits` holds the flags below this, and `slot + 1` times this. */
-const SLOT_UNIT = 128;
+const SLOT_UNIT = 512;
 
 /**
  * Channels whose output is flushed on the next macrotask: one timer serves
@@ -115,6 +122,8 @@ export class Channel implements SocketHandler, ExchangeHost {
   #reading: Task | null = null;
   /** Output since the last flush: one buffer (a response's usual share), or several. */
   #out: Uint8Array | Uint8Array[] | null = null;
+  /** Bytes in `#out`. */
+  #outBytes = 0;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {}
 
@@ -193,6 +202,14 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.lastActivity = now();
     // Only the task being served writes.
     this.#tasks[0]?.outputDrained();
+    if (this.#is(START_HELD)) {
+      this.#unmark(START_HELD);
+      this.#startNext();
+    }
+    if (this.#is(PARSE_HELD)) {
+      this.#unmark(PARSE_HELD);
+      this.#pump();
+    }
     this.#maybeFinish();
   }
 
@@ -207,6 +224,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#tasks = NONE;
     this.#reading = null;
     this.#out = null;
+    this.#outBytes = 0;
     this.#parser = null;
     this.owner.channelClosed(this);
   }
@@ -215,6 +233,7 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   write(bytes: Uint8Array): void {
     if (this.#is(CLOSED)) return;
+    this.#outBytes += bytes.byteLength;
     const out = this.#out;
     if (out === null) this.#out = bytes;
     else if (out instanceof Uint8Array) this.#out = [out, bytes];
@@ -226,6 +245,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     const out = this.#out;
     if (out === null || this.#is(CLOSED)) return;
     this.#out = null;
+    this.#outBytes = 0;
     this.lastActivity = now();
     if (out instanceof Uint8Array) return this.socket.write(out);
     // The socket coalesces small buffers into one send and passes large ones
@@ -233,8 +253,15 @@ export class Channel implements SocketHandler, ExchangeHost {
     for (let i = 0; i < out.length; i++) this.socket.write(out[i]);
   }
 
+  /**
+   * More output waits for the client than `outbufHighWatermark`: the body
+   * being streamed waits, and so do the requests after it (else a client
+   * that pipelines requests for large responses without reading them would
+   * have all of them answered into memory).
+   */
   get backedUp(): boolean {
-    return !this.#is(CLOSED) && this.socket.pendingBytes > this.adj.outbufHighWatermark;
+    return !this.#is(CLOSED) &&
+      this.socket.pendingBytes + this.#outBytes > this.adj.outbufHighWatermark;
   }
 
   sendContinue(): void {
@@ -369,6 +396,10 @@ export class Channel implements SocketHandler, ExchangeHost {
       }
       if (this.#is(CLOSING)) return;
       if (this.#tasks.length > this.adj.channelRequestLookahead) return;
+      if (this.backedUp) {
+        this.#mark(PARSE_HELD);
+        return;
+      }
       const event = parser.next();
       if (event === null) {
         if (parser.state === "idle") parser.headStartedAt = 0;
@@ -452,7 +483,11 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.#maybeFinish();
       return;
     }
-    if (this.#tasks.length > 0) this.#startNext(); // read ahead while this one ran
+    if (this.#tasks.length > 0) {
+      // Read ahead while this one ran; started once its output is taken.
+      if (this.backedUp) this.#mark(START_HELD);
+      else this.#startNext();
+    }
     this.#pump(); // may parse and start the next request
     if (this.#tasks.length > 0) {
       // Batch pipelined responses: flush with the next one when it is done
@@ -486,7 +521,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     const reading = this.#reading;
     return reading
       ? reading.pullPending || reading.draining
-      : !this.#is(CLOSING) && this.#tasks.length <= this.adj.channelRequestLookahead;
+      : !this.#is(CLOSING) && !this.#is(PARSE_HELD) &&
+        this.#tasks.length <= this.adj.channelRequestLookahead;
   }
 
   /**

@@ -147,3 +147,47 @@ test("a client reading slowly but steadily is kept; one whose output stops movin
   channel.checkTimeouts(channel.lastActivity + limit + 1);
   assert.equal(socket.closed, true);
 });
+
+/** A socket whose client reads nothing until `drain()`: every byte written stays pending. */
+class UnreadSocket extends RecordingSocket {
+  override write(data: Uint8Array): void {
+    super.write(data);
+    this.pendingBytes += data.byteLength;
+  }
+  drain(): void {
+    this.pendingBytes = 0;
+    this.handler.onDrain();
+  }
+}
+
+for (const lookahead of [0, 3]) {
+  test(`output above outbufHighWatermark holds the next requests until the client takes it (lookahead ${lookahead})`, async () => {
+    const socket = new UnreadSocket();
+    const paths: string[] = [];
+    // Answers later, so that with a lookahead the next requests are queued
+    // (parsed, not started) while one is served.
+    const app: Handler = async (request: Request) => {
+      paths.push(new URL(request.url).pathname);
+      await null;
+      return new Response("x".repeat(600));
+    };
+    const options = { outbufHighWatermark: 1000, channelRequestLookahead: lookahead };
+    new Channel(channelOwner(app, options), socket).start();
+    const all = Array.from({ length: 8 }, (_, i) => get(`/${i}`));
+    socket.handler.onData(bytes(all.slice(0, 6).join("")));
+    await settle();
+    // Two responses (1200 bytes with heads) pass the watermark: the rest wait.
+    assert.deepEqual(paths, ["/0", "/1"]);
+    socket.handler.onData(bytes(all.slice(6).join("")));
+    assert.deepEqual(socket.events, ["pause"], "a read that cannot be used pauses reading");
+    for (let round = 1; round <= 3; round++) {
+      socket.drain();
+      await settle();
+      assert.deepEqual(paths, all.slice(0, 2 * round + 2).map((_, i) => `/${i}`));
+    }
+    socket.drain();
+    await settle();
+    assert.deepEqual(socket.events, ["pause", "resume"]);
+    assert.equal(bodies(socket.out).length, 8);
+  });
+}
