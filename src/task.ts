@@ -614,8 +614,8 @@ export class Task {
   ): Promise<void> | void {
     const single = next === null;
     const status = response.status;
-    const bodiless = head.method === "HEAD" || status === 204 || status === 304 ||
-      status < 200;
+    const bodiless = head.method === "HEAD" || status === 204 || status === 205 ||
+      status === 304 || status < 200;
     let framing: Framing;
     let length = facts.appLength;
     if (bodiless) {
@@ -626,6 +626,8 @@ export class Task {
         length = first ? first.byteLength : 0;
       }
       if (status === 204 || status < 200) length = -1;
+      // 205 has no content, and says so (RFC 9110 §15.3.6), also to HEAD.
+      if (status === 205) length = 0;
     } else if (length >= 0) {
       framing = "length";
     } else if (single) {

@@ -634,6 +634,39 @@ describe("serve: response framing", () => {
     );
   });
 
+  test("205 has no content: Content-Length: 0 whatever the app gave, and the next response follows", async () => {
+    const reset = (body: string | null, headers?: HeadersInit) => {
+      try {
+        return new Response(body, { status: 205, headers });
+      } catch {
+        // Deno and Node refuse a body with 205; Bun takes it.
+        return new Response(null, { status: 205, headers });
+      }
+    };
+    await withServer(
+      (req) => {
+        const path = new URL(req.url).pathname;
+        if (path === "/length") return reset(null, { "content-length": "3" });
+        if (path === "/body") return reset("xyz");
+        return new Response("after");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+        c.send(get("/length") + get("/body") + get("/after"));
+        const rs = await c.responses(3);
+        assert.deepEqual(rs.map((r) => [r.status, r.header("content-length"), r.body]), [
+          [205, "0", ""],
+          [205, "0", ""],
+          [200, "5", "after"],
+        ]);
+        assert.doesNotMatch(c.text, /xyz/);
+        c.close();
+      },
+    );
+  });
+
   test("a multi-chunk stream is sent chunked on 1.1 and close-delimited on 1.0", async () => {
     const app = () =>
       new Response(
