@@ -599,6 +599,8 @@ const P_ERROR = 8;
 const INCOMPLETE = -1;
 const LINE_ERROR = -2;
 const HEAD_DONE = -3;
+/** A line whose first byte already rules it out: no need to wait for its end. */
+const LINE_ERROR_NOW = -4;
 
 /**
  * Incremental HTTP/1.1 request parser. Push bytes in pieces of any size, then
@@ -889,6 +891,7 @@ export class RequestParser {
           return this.finishHead(b, base, ls + 2);
         }
         this.lineRel = ls - base;
+        if (r === LINE_ERROR_NOW) return this.fail(this.lineErr!);
         if (r === LINE_ERROR) {
           // Decide only on whole lines: report the error once the line's LF
           // is known to lie within the limit.
@@ -930,7 +933,12 @@ export class RequestParser {
         if (b[i + 1] !== LF) return this.lineError(400, "Bare CR in request line");
       }
       if (c === LF) return this.lineError(400, "Bare LF in request line");
-      if (i === ls && c !== CR) return this.lineError(400, "Method is invalid");
+      if (i === ls && c !== CR) {
+        // Not HTTP at all (a TLS handshake sent to a plain-HTTP port, say):
+        // answer at once, not when an LF, the size limit or the timeout comes.
+        this.lineError(400, "Method is invalid");
+        return LINE_ERROR_NOW;
+      }
       if (c === CR || c === HTAB || c === SP) return this.lineError(400, "Start line is invalid");
       return this.lineError(400, "Method is invalid");
     }

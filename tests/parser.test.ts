@@ -184,6 +184,23 @@ describe("request line", () => {
     assert.equal(e.error.status, 400);
   });
 
+  test("a line whose first byte cannot start a method is refused at once (TLS sent to a plain port)", () => {
+    // A TLS ClientHello's record header, then more handshake bytes: no LF.
+    for (
+      const start of ["\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", " GET", "\x00", "\r\n\x80"]
+    ) {
+      const p = new RequestParser(LIMITS);
+      p.push(bytes(start));
+      const e = p.next();
+      assert.ok(e !== null && e.kind === "error", JSON.stringify(start));
+      assert.equal(e.error.status, 400);
+    }
+    // A valid method so far still waits for the rest of its line.
+    const p = new RequestParser(LIMITS);
+    p.push(bytes("SSH-2.0-OpenSSH_9.2p1"));
+    assert.equal(p.next(), null);
+  });
+
   test("empty lines before the request line are skipped", () => {
     const h = head("\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.equal(h.method, "GET");

@@ -1280,6 +1280,17 @@ describe("serve: edge cases", () => {
     });
   });
 
+  test("TLS sent to the plain-HTTP port gets a 400 and a close at once, not after channelTimeout", async () => {
+    await withServer(() => new Response("x"), {}, async (port) => {
+      const c = await RawClient.connect(port);
+      // The start of a ClientHello (`curl https://` on this port): no LF in sight.
+      c.send(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+      await c.closedByServer(2000);
+      assert.match(c.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      c.close();
+    });
+  });
+
   test("a response finished during shutdown says Connection: close", async () => {
     const server = await startServer(async () => {
       await sleep(100);
