@@ -175,7 +175,10 @@ export class Channel implements SocketHandler, ExchangeHost {
     // request being answered still is.
     if (this.#is(CLOSING) && this.#reading === null) return;
     const parser = this.#parser ??= this.owner.parsers.take();
-    if (this.#tasks.length === 0 && this.#reading === null && parser.headStartedAt === 0) {
+    if (
+      this.#tasks.length === 0 && this.#reading === null && parser.headStartedAt === 0 &&
+      !this.#is(PARSE_HELD) // then we, not the client, hold the head up
+    ) {
       parser.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
     if (!this.#wantBytes()) this.#mark(OVERFED);
@@ -208,6 +211,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
     if (this.#is(PARSE_HELD)) {
       this.#unmark(PARSE_HELD);
+      // A head still incomplete is timed from now: until now it was not read.
+      if (this.#parser !== null) this.#parser.headStartedAt = 0;
       this.#pump();
     }
     this.#maybeFinish();

@@ -172,14 +172,20 @@ for (const lookahead of [0, 3]) {
       return new Response("x".repeat(600));
     };
     const options = { outbufHighWatermark: 1000, channelRequestLookahead: lookahead };
-    new Channel(channelOwner(app, options), socket).start();
+    const channel = new Channel(channelOwner(app, options), socket);
+    channel.start();
     const all = Array.from({ length: 8 }, (_, i) => get(`/${i}`));
     socket.handler.onData(bytes(all.slice(0, 6).join("")));
     await settle();
     // Two responses (1200 bytes with heads) pass the watermark: the rest wait.
     assert.deepEqual(paths, ["/0", "/1"]);
-    socket.handler.onData(bytes(all.slice(6).join("")));
+    socket.handler.onData(bytes(all.slice(6).join("") + "GET /partial"));
     assert.deepEqual(socket.events, ["pause"], "a read that cannot be used pauses reading");
+    // A client reading slowly but steadily: the heads we hold are not its delay.
+    const limit = channel.adj.channelTimeout * 1000;
+    channel.lastActivity = Date.now() + limit;
+    channel.checkTimeouts(Date.now() + limit + 1);
+    assert.equal(socket.closed, false);
     for (let round = 1; round <= 3; round++) {
       socket.drain();
       await settle();
