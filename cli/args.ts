@@ -76,6 +76,11 @@ const HELP: Record<string, [string, string, string?]> = {
     "Largest request header block (bytes, or 64k/1m); larger gets 431",
     String(DEFAULTS.maxRequestHeaderSize),
   ],
+  maxRequestHeaders: [
+    "INT",
+    "Most header lines in a request; more gets 431",
+    String(DEFAULTS.maxRequestHeaders),
+  ],
   maxRequestBodySize: [
     "SIZE",
     "Largest request body; larger gets 413",

@@ -60,6 +60,12 @@ export interface Options {
   logSocketErrors?: boolean;
   /** Largest request line plus header block in bytes; larger gets 431 (default 262144). */
   maxRequestHeaderSize?: number;
+  /**
+   * Most header field lines in a request; more gets 431 (default 100, as
+   * Apache's LimitRequestFields). Not in waitress: the runtimes' `Headers`
+   * cost grows with the square of the number of distinct names.
+   */
+  maxRequestHeaders?: number;
   /** Largest request body in bytes; larger gets 413 (default 1073741824). */
   maxRequestBodySize?: number;
   /** Put the exception's stack in 500 responses (default false). */
@@ -126,6 +132,8 @@ export interface Adjustments {
   logSocketErrors: boolean;
   /** Header block limit in bytes. */
   maxRequestHeaderSize: number;
+  /** Header field line limit. */
+  maxRequestHeaders: number;
   /** Body limit in bytes. */
   maxRequestBodySize: number;
   /** Stack traces in 500 bodies. */
@@ -189,6 +197,7 @@ export const DEFAULTS: Readonly<
   channelTimeout: 120,
   logSocketErrors: true,
   maxRequestHeaderSize: 262144,
+  maxRequestHeaders: 100,
   maxRequestBodySize: 1073741824,
   exposeTracebacks: false,
   recvBytes: 8192,
@@ -238,6 +247,7 @@ export const STRING_OPTIONS: Readonly<Record<string, StringKind>> = Object.freez
   channelTimeout: "seconds",
   logSocketErrors: "bool",
   maxRequestHeaderSize: "size",
+  maxRequestHeaders: "int",
   maxRequestBodySize: "size",
   exposeTracebacks: "bool",
   recvBytes: "size",
@@ -886,6 +896,7 @@ export function resolveOptions(options: Options = {}): Adjustments {
     channelTimeout: given("channelTimeout", seconds),
     logSocketErrors: given("logSocketErrors", boolean),
     maxRequestHeaderSize: given("maxRequestHeaderSize", positive),
+    maxRequestHeaders: given("maxRequestHeaders", positive),
     maxRequestBodySize: given("maxRequestBodySize", natural),
     exposeTracebacks: given("exposeTracebacks", boolean),
     recvBytes: given("recvBytes", readSize),

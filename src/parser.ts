@@ -40,6 +40,11 @@ export interface ParserLimits {
    * trailer section of a chunked body is bounded by the same number.
    */
   maxRequestHeaderSize: number;
+  /**
+   * Most header field lines (default 100); one more gets 431. Each costs the
+   * app's `Headers` more than the last, and the parser 16 bytes of offsets.
+   */
+  maxRequestHeaders?: number;
   /** Content-Length above it: 413 right after the head; chunked: decoded total above it: 413 mid-body. */
   maxRequestBodySize: number;
 }
@@ -647,8 +652,10 @@ export class RequestParser {
   private minor = 1;
   private aStart = -1; // absolute-form authority, -1 when not absolute-form
   private aEnd = -1;
+  /** Four offsets per field line: name start and end, value start and end. */
   private fields: number[] = [];
   private nFields = 0;
+  private readonly maxFields: number;
   private hostCount = 0;
   private hostStart = 0;
   private hostEnd = 0;
@@ -672,6 +679,7 @@ export class RequestParser {
   constructor(limits: ParserLimits) {
     this.maxHead = limits.maxRequestHeaderSize;
     this.maxBody = limits.maxRequestBodySize;
+    this.maxFields = limits.maxRequestHeaders ?? 100;
   }
 
   /** Hands bytes to the parser (they are not parsed until next() is called). */
@@ -830,6 +838,8 @@ export class RequestParser {
     this.aStart = -1;
     this.aEnd = -1;
     this.nFields = 0;
+    // A pooled parser keeps no large offset list from one unusual request.
+    if (this.fields.length > 4 * 128) this.fields = [];
     this.hostCount = 0;
     this.clCount = 0;
     this.clValue = 0;
@@ -1112,6 +1122,9 @@ export class RequestParser {
     let ve = i;
     while (ve > vs && (b[ve - 1] === SP || b[ve - 1] === HTAB)) ve--;
 
+    if (this.nFields === this.maxFields) {
+      return this.lineError(431, `more than ${this.maxFields} header fields (maxRequestHeaders)`);
+    }
     const f = this.fields;
     let n = this.nFields * 4;
     f[n++] = ls - base;

@@ -269,6 +269,12 @@ describe("validation", () => {
       RangeError,
     ],
     [
+      "no header lines",
+      { maxRequestHeaders: 0 },
+      /maxRequestHeaders must be an integer >= 1, got 0/,
+      RangeError,
+    ],
+    [
       "size as string",
       { recvBytes: "8192" as unknown as number },
       /recvBytes must be an integer from 1 to 16777216, got "8192"/,

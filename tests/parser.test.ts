@@ -692,6 +692,26 @@ describe("limits and parser state", () => {
     assert.equal(ev[0].error.detail, "exceeds max_header of 64");
   });
 
+  test("maxRequestHeaders (default 100) field lines are accepted; one more is 431", () => {
+    const request = (n: number) =>
+      "GET / HTTP/1.1\r\nHost: x\r\n" +
+      Array.from({ length: n - 1 }, (_, i) => `X-${i}: v\r\n`).join("") + "\r\n";
+    const big = { maxRequestHeaderSize: 1 << 20, maxRequestBodySize: 100 };
+    assert.equal(head(request(100), big).headers.length, 100);
+    const ev = events(request(101), big);
+    assert.ok(ev[0].kind === "error");
+    assert.equal(ev[0].error.status, 431);
+    assert.equal(ev[0].error.detail, "more than 100 header fields (maxRequestHeaders)");
+    const three = { ...big, maxRequestHeaders: 3 };
+    assert.equal(status(request(3), three), 0);
+    assert.equal(status(request(4), three), 431);
+    // Refused at the line that is one too many, not when the head is complete.
+    const p = new RequestParser(three);
+    p.push(bytes(request(4).slice(0, -2)));
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "error" && e.error.status === 431);
+  });
+
   test("431 as soon as the buffered head is too long, without waiting for CRLFCRLF", () => {
     const p = new RequestParser(limits);
     p.push(bytes("GET / HTTP/1.1\r\nHost: x\r\nX-Long: "));

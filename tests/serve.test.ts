@@ -1280,6 +1280,27 @@ describe("serve: edge cases", () => {
     });
   });
 
+  test("a head of 20,000 distinct short fields is a quick 431, not seconds in Headers", async () => {
+    await withServer((req) => new Response(String([...req.headers].length)), {}, async (port) => {
+      const c = await RawClient.connect(port);
+      let fields = "";
+      for (let i = 0; i < 20_000; i++) fields += `z${i}:v\r\n`;
+      const started = Date.now();
+      c.send(`GET / HTTP/1.1\r\nHost: x\r\n${fields}\r\n`);
+      await c.closedByServer(2000);
+      assert.match(c.text, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
+      c.close();
+      // 100 fields (the default maxRequestHeaders) are served.
+      const d = await RawClient.connect(port);
+      const hundred = Array.from({ length: 99 }, (_, i) => `z${i}:v\r\n`).join("");
+      d.send(`GET / HTTP/1.1\r\nHost: x\r\n${hundred}\r\n`);
+      const [r] = await d.responses(1);
+      assert.equal(r.body, "100");
+      d.close();
+    });
+  });
+
   test("TLS sent to the plain-HTTP port gets a 400 and a close at once, not after channelTimeout", async () => {
     await withServer(() => new Response("x"), {}, async (port) => {
       const c = await RawClient.connect(port);

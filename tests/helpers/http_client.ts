@@ -122,6 +122,11 @@ export class RawClient {
     return this.#chunks[0] ?? new Uint8Array(0);
   }
 
+  /** How many bytes were received so far (without joining them, as `received` does). */
+  get receivedBytes(): number {
+    return this.#size;
+  }
+
   /** Received bytes as latin-1 text. */
   get text(): string {
     return fromLatin1(this.received);

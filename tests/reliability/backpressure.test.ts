@@ -37,7 +37,8 @@ for (const lookahead of [0, 10]) {
           `${calls} of ${REQUESTS} answered while the client read nothing`,
         );
         c.socket.resume();
-        await c.until(() => c.received.byteLength >= REQUESTS * BODY.byteLength, 20_000);
+        await c.until(() => c.receivedBytes >= REQUESTS * BODY.byteLength, 20_000);
+        await c.until(() => parseResponses(c.received).length === REQUESTS);
         const responses = parseResponses(c.received);
         assert.equal(responses.length, REQUESTS);
         responses.forEach((r, i) => {
