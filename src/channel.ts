@@ -24,6 +24,14 @@ export const MIN_BODY_RATE = 1024;
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /**
+ * What a buffer queued for the client costs in memory besides its bytes
+ * (its object, and the buffer it views), counted toward
+ * `outbufHighWatermark`: a stream of 1-byte chunks to a client that does not
+ * read would otherwise queue 16 MiB of them, millions of objects.
+ */
+const BUFFER_COST = 128;
+
+/**
  * `#tasks` while empty, so that an idle connection holds no array. Frozen: a
  * push that forgot to replace it throws.
  */
@@ -122,8 +130,12 @@ export class Channel implements SocketHandler, ExchangeHost {
   #reading: Task | null = null;
   /** Output since the last flush: one buffer (a response's usual share), or several. */
   #out: Uint8Array | Uint8Array[] | null = null;
-  /** Bytes in `#out`. */
-  #outBytes = 0;
+  /**
+   * The bytes in `#out`, plus `BUFFER_COST` for every buffer in it or handed
+   * to the socket since the socket last had nothing queued: what this
+   * connection's output costs beyond `socket.pendingBytes`.
+   */
+  #outCost = 0;
 
   constructor(private readonly owner: ChannelOwner, private readonly socket: Socket) {}
 
@@ -204,6 +216,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   onDrain(): void {
     this.lastActivity = now();
     // Only the task being served writes.
+    if (this.#out === null) this.#outCost = 0;
     this.#tasks[0]?.outputDrained();
     if (this.#is(START_HELD)) {
       this.#unmark(START_HELD);
@@ -229,7 +242,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.#tasks = NONE;
     this.#reading = null;
     this.#out = null;
-    this.#outBytes = 0;
+    this.#outCost = 0;
     this.#parser = null;
     this.owner.channelClosed(this);
   }
@@ -238,7 +251,7 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   write(bytes: Uint8Array): void {
     if (this.#is(CLOSED)) return;
-    this.#outBytes += bytes.byteLength;
+    this.#outCost += bytes.byteLength + BUFFER_COST;
     const out = this.#out;
     if (out === null) this.#out = bytes;
     else if (out instanceof Uint8Array) this.#out = [out, bytes];
@@ -250,23 +263,29 @@ export class Channel implements SocketHandler, ExchangeHost {
     const out = this.#out;
     if (out === null || this.#is(CLOSED)) return;
     this.#out = null;
-    this.#outBytes = 0;
     this.lastActivity = now();
-    if (out instanceof Uint8Array) return this.socket.write(out);
+    if (out instanceof Uint8Array) {
+      this.#outCost -= out.byteLength;
+      return this.socket.write(out);
+    }
     // The socket coalesces small buffers into one send and passes large ones
     // as they are.
-    for (let i = 0; i < out.length; i++) this.socket.write(out[i]);
+    for (let i = 0; i < out.length; i++) {
+      this.#outCost -= out[i].byteLength;
+      this.socket.write(out[i]);
+    }
   }
 
   /**
-   * More output waits for the client than `outbufHighWatermark`: the body
-   * being streamed waits, and so do the requests after it (else a client
-   * that pipelines requests for large responses without reading them would
-   * have all of them answered into memory).
+   * More output waits for the client than `outbufHighWatermark` (counting
+   * what its buffers cost): the body being streamed waits, and so do the
+   * requests after it (else a client that pipelines requests for large
+   * responses without reading them would have all of them answered into
+   * memory).
    */
   get backedUp(): boolean {
     return !this.#is(CLOSED) &&
-      this.socket.pendingBytes + this.#outBytes > this.adj.outbufHighWatermark;
+      this.socket.pendingBytes + this.#outCost > this.adj.outbufHighWatermark;
   }
 
   sendContinue(): void {

@@ -150,12 +150,16 @@ test("a client reading slowly but steadily is kept; one whose output stops movin
 
 /** A socket whose client reads nothing until `drain()`: every byte written stays pending. */
 class UnreadSocket extends RecordingSocket {
+  /** Buffers written since the last drain. */
+  buffers = 0;
   override write(data: Uint8Array): void {
     super.write(data);
     this.pendingBytes += data.byteLength;
+    this.buffers++;
   }
   drain(): void {
     this.pendingBytes = 0;
+    this.buffers = 0;
     this.handler.onDrain();
   }
 }
@@ -197,3 +201,33 @@ for (const lookahead of [0, 3]) {
     assert.equal(bodies(socket.out).length, 8);
   });
 }
+
+test("a stream of tiny chunks to a client not reading stops at the watermark, counting what each buffer costs", async () => {
+  const socket = new UnreadSocket();
+  let pulls = 0;
+  const one = new Uint8Array([0x61]);
+  const app: Handler = () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulls++;
+          controller.enqueue(one);
+        },
+      }, { highWaterMark: 0 }),
+    );
+  const channel = new Channel(channelOwner(app, { outbufHighWatermark: 100_000 }), socket);
+  channel.start();
+  socket.handler.onData(bytes(get("/")));
+  for (let i = 0; i < 20; i++) await settle();
+  // Each 1-byte chunk queues two buffers (its size line and its byte), 6
+  // bytes: counted as bytes, 100,000 would be ~33,000 buffers; counted at
+  // what they cost, a few hundred. (The chunks ready at first are joined
+  // into one buffer.)
+  assert.ok(socket.buffers > 100 && socket.buffers < 1000, `${socket.buffers} buffers queued`);
+  const held = pulls;
+  socket.drain();
+  for (let i = 0; i < 20 && pulls < 2 * held; i++) await settle();
+  assert.ok(pulls > held, "the stream goes on once the client takes its output");
+  socket.destroy();
+  socket.handler.onClose();
+});
