@@ -106,6 +106,14 @@ export const MAX_TARGET_LENGTH = 16384;
  * held per connection bounded.
  */
 export const MAX_CHUNK_LINE_LENGTH = 4096;
+/**
+ * A chunk line's bytes beyond this (a 16-digit size and its CRLF) are
+ * extensions, or whitespace before them. Together they may take up at most
+ * `maxRequestHeaderSize` per body: else 4 KiB of them per 1-byte chunk would
+ * make every limit counted in body bytes (the unread-body drain, the body
+ * size) 4,000 times as much input.
+ */
+const PLAIN_CHUNK_LINE = 18;
 
 /** Standard reason phrases (RFC 9110 §15) for the statuses the parser produces. */
 const REASONS: Record<number, string> = {
@@ -673,6 +681,8 @@ export class RequestParser {
   // Body state.
   private remaining = 0;
   private bodyTotal = 0;
+  /** Chunk-line bytes beyond `PLAIN_CHUNK_LINE`, over the body. */
+  private chunkExtBytes = 0;
   private trailerBytes = 0;
 
   /** Creates a parser enforcing `limits`. */
@@ -1288,6 +1298,7 @@ export class RequestParser {
     if (bodyKind === "chunked") {
       this.phase = P_CHUNK_LINE;
       this.bodyTotal = 0;
+      this.chunkExtBytes = 0;
     } else if (contentLength > 0) {
       this.phase = P_LENGTH;
       this.remaining = contentLength;
@@ -1365,6 +1376,12 @@ export class RequestParser {
             if (size === CHUNK_SIZE_TOO_LARGE) {
               return this.fail(parseError(413, "exceeds max_body of " + this.maxBody));
             }
+          }
+          const extra = lf + 1 - this.pos - PLAIN_CHUNK_LINE;
+          if (extra > 0 && (this.chunkExtBytes += extra) > this.maxHead) {
+            return this.fail(
+              parseError(400, "Chunk extensions exceed max_header of " + this.maxHead),
+            );
           }
           this.pos = lf + 1;
           if (size === 0) {

@@ -227,6 +227,20 @@ describe("chunked bodies", () => {
     assert.equal(e.error.status, 400);
   });
 
+  test("chunk extensions over maxRequestHeaderSize in one body are 400", () => {
+    // A line's bytes beyond 18 count: "1;" + 4094 bytes + CRLF counts 4080,
+    // so two fit in 8192 and three do not.
+    const long = (n: number) => `1;${"e".repeat(n)}\r\nx\r\n`;
+    assert.equal(decode(long(4094) + long(4094) + "0\r\n\r\n").status, 0);
+    const r = decode(long(4094).repeat(3) + "0\r\n\r\n");
+    assert.equal(r.status, 400);
+    assert.equal(r.detail, "Chunk extensions exceed max_header of 8192");
+    assert.equal(r.body, "xx");
+    // Plain size lines never count, however many chunks there are.
+    assert.equal(decode("1\r\nx\r\n".repeat(5000) + "0\r\n\r\n").status, 0);
+    assert.equal(decode("1;a=b\r\nx\r\n".repeat(5000) + "0\r\n\r\n").status, 0);
+  });
+
   test("decoded total over maxRequestBodySize is 413 mid-body", () => {
     const limits = { maxRequestHeaderSize: 8192, maxRequestBodySize: 10 };
     assert.equal(decode("5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", limits).status, 0);
