@@ -372,6 +372,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     // The responses this parse answered at once leave together (see #taskDone).
     if (!this.#is(FLUSH_DUE)) this.flush();
     this.#updateReading();
+    this.#maybeFinish(); // put off while parsing (see there)
   }
 
   #parse(parser: RequestParser): void {
@@ -535,7 +536,10 @@ export class Channel implements SocketHandler, ExchangeHost {
    */
   #maybeFinish(): void {
     if (this.#is(CLOSED) || !(this.#is(CLOSING) || this.#is(PEER_ENDED))) return;
-    if (this.#tasks.length > 0) return;
+    // Not while a parse is running (a request it just answered at once may
+    // not be the last it holds: #pump checks again when it is done), nor
+    // while requests are held back by the output (see onDrain).
+    if (this.#tasks.length > 0 || this.#is(PUMPING) || this.#is(PARSE_HELD)) return;
     this.flush();
     this.socket.end(this.#is(PEER_ENDED) ? 0 : LINGER_MS);
   }

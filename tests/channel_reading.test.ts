@@ -202,6 +202,46 @@ for (const lookahead of [0, 3]) {
   });
 }
 
+test("after a FIN, a request answered at once is not taken for the last one", async () => {
+  // Half-closed with three requests queued: the first answers later, the
+  // others at once, within the parse that the first one's end starts.
+  const { app: gated, release } = gatedApp();
+  const app: Handler = (request: Request) =>
+    new URL(request.url).pathname === "/1" ? gated(request, undefined!) : new Response("now");
+  let answeredAtEnd = -1;
+  const socket = new (class extends RecordingSocket {
+    override end(): void {
+      if (answeredAtEnd < 0) answeredAtEnd = bodies(this.out).length;
+      super.end();
+    }
+  })();
+  new Channel(channelOwner(app), socket).start();
+  socket.handler.onData(bytes(get("/1") + get("/2") + get("/3")));
+  socket.handler.onEnd();
+  release();
+  await settle();
+  assert.deepEqual(bodies(socket.out), ["/1", "now", "now"]);
+  assert.equal(answeredAtEnd, 3, "closed only after the last answer");
+});
+
+test("requests held back by the output are still answered when the client half-closes", async () => {
+  const socket = new UnreadSocket();
+  const app: Handler = () => new Response("x".repeat(600));
+  new Channel(channelOwner(app, { outbufHighWatermark: 1000 }), socket).start();
+  socket.handler.onData(bytes(Array.from({ length: 6 }, (_, i) => get(`/${i}`)).join("")));
+  socket.handler.onEnd(); // the client's FIN: it sent all it will, and still reads
+  await settle();
+  assert.equal(bodies(socket.out).length, 2);
+  assert.equal(socket.ended, false, "not closed with requests still held");
+  for (let round = 0; round < 3; round++) {
+    socket.drain();
+    await settle();
+  }
+  assert.equal(bodies(socket.out).length, 6);
+  socket.drain();
+  assert.equal(socket.ended, true);
+});
+
 test("a stream of tiny chunks to a client not reading stops at the watermark, counting what each buffer costs", async () => {
   const socket = new UnreadSocket();
   let pulls = 0;

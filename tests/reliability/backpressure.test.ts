@@ -53,3 +53,29 @@ for (const lookahead of [0, 10]) {
     });
   });
 }
+
+test("requests held back by the output are answered after the client's FIN too", async () => {
+  const app = (request: Request) =>
+    new Response(BODY, { headers: { "x-path": new URL(request.url).pathname } });
+  await withServer(app, { outbufHighWatermark: 1024 * 1024 }, async (port) => {
+    const c = await RawClient.connect(port);
+    try {
+      c.socket.pause();
+      let batch = "";
+      for (let i = 0; i < 8; i++) batch += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      c.send(latin1(batch));
+      c.shutdown(); // all sent; still reading
+      await sleep(300);
+      c.socket.resume();
+      await c.closedByServer(20_000);
+      const responses = parseResponses(c.received);
+      assert.deepEqual(
+        responses.map((r) => r.header("x-path")),
+        [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `/${i}`),
+      );
+      for (const r of responses) assert.equal(r.body.length, BODY.byteLength);
+    } finally {
+      c.close();
+    }
+  });
+});
