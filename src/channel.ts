@@ -56,8 +56,14 @@ const FLUSH_DUE = 64;
 const PARSE_HELD = 128;
 /** The same, and `#tasks[0]` waits to be started until then. */
 const START_HELD = 256;
+/**
+ * The last request this connection reads is in (a `Connection: close` or a
+ * malformed one, read ahead): nothing after it is parsed. Unlike CLOSING,
+ * the responses queued before it are sent as they would have been.
+ */
+const LAST_READ = 512;
 /** `#bits` holds the flags below this, and `slot + 1` times this. */
-const SLOT_UNIT = 512;
+const SLOT_UNIT = 1024;
 
 /**
  * Channels whose output is flushed on the next macrotask: one timer serves
@@ -185,7 +191,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     this.lastActivity = now();
     // After a close decision nothing more is processed, but the body of the
     // request being answered still is.
-    if (this.#is(CLOSING) && this.#reading === null) return;
+    if ((this.#is(CLOSING) || this.#is(LAST_READ)) && this.#reading === null) return;
     const parser = this.#parser ??= this.owner.parsers.take();
     if (
       this.#tasks.length === 0 && this.#reading === null && parser.headStartedAt === 0 &&
@@ -227,6 +233,7 @@ export class Channel implements SocketHandler, ExchangeHost {
       // A head still incomplete is timed from now: until now it was not read.
       if (this.#parser !== null) this.#parser.headStartedAt = 0;
       this.#pump();
+      this.#updateReading(); // which #pump skips when it holds no parser
     }
     this.#maybeFinish();
   }
@@ -419,7 +426,7 @@ export class Channel implements SocketHandler, ExchangeHost {
         }
         continue;
       }
-      if (this.#is(CLOSING)) return;
+      if (this.#is(CLOSING) || this.#is(LAST_READ)) return;
       if (this.#tasks.length > this.adj.channelRequestLookahead) return;
       if (this.backedUp) {
         this.#mark(PARSE_HELD);
@@ -436,10 +443,8 @@ export class Channel implements SocketHandler, ExchangeHost {
         const task = new Task(this, event.head, null);
         if (task.bodyPending) this.#reading = task;
         this.#enqueue(task);
-        if (!event.head.keepAlive) {
-          // Nothing after a request that closes the connection is processed.
-          this.#mark(CLOSING);
-        }
+        // Nothing after a request that closes the connection is processed.
+        if (!event.head.keepAlive) this.#mark(LAST_READ);
       } else if (event.kind === "error") {
         this.#rejectRequest(event.error);
         return;
@@ -449,7 +454,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #rejectRequest(error: ParseError): void {
-    this.#mark(CLOSING);
+    this.#mark(LAST_READ);
     this.#enqueue(new Task(this, null, error));
   }
 
@@ -539,7 +544,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     // Not while a parse is running (a request it just answered at once may
     // not be the last it holds: #pump checks again when it is done), nor
     // while requests are held back by the output (see onDrain).
-    if (this.#tasks.length > 0 || this.#is(PUMPING) || this.#is(PARSE_HELD)) return;
+    if (this.#tasks.length > 0 || this.#is(PUMPING)) return;
+    if (this.#is(PARSE_HELD) && (this.#parser?.buffered ?? 0) > 0) return;
     this.flush();
     this.socket.end(this.#is(PEER_ENDED) ? 0 : LINGER_MS);
   }
@@ -549,7 +555,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     const reading = this.#reading;
     return reading
       ? reading.pullPending || reading.draining
-      : !this.#is(CLOSING) && !this.#is(PARSE_HELD) &&
+      : !this.#is(CLOSING) && !this.#is(LAST_READ) && !this.#is(PARSE_HELD) &&
         this.#tasks.length <= this.adj.channelRequestLookahead;
   }
 

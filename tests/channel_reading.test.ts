@@ -271,3 +271,71 @@ test("a stream of tiny chunks to a client not reading stops at the watermark, co
   socket.destroy();
   socket.handler.onClose();
 });
+
+/** An UnreadSocket that, like the adapters, holds reads and the FIN while paused. */
+class HoldingSocket extends UnreadSocket {
+  #paused = false;
+  #held: Uint8Array[] = [];
+  #heldEnd = false;
+  override pause(): void {
+    super.pause();
+    this.#paused = true;
+  }
+  override resume(): void {
+    super.resume();
+    this.#paused = false;
+    while (this.#held.length > 0 && !this.#paused) this.handler.onData(this.#held.shift()!);
+    if (!this.#paused && this.#heldEnd) {
+      this.#heldEnd = false;
+      this.handler.onEnd();
+    }
+  }
+  send(text: string): void {
+    if (this.#paused) this.#held.push(bytes(text));
+    else this.handler.onData(bytes(text));
+  }
+  fin(): void {
+    if (this.#paused) this.#heldEnd = true;
+    else this.handler.onEnd();
+  }
+}
+
+test("reading resumes when the output that held the parse is taken, also once the parser came to rest", async () => {
+  const { app: gated, release } = gatedApp();
+  const app: Handler = async (request: Request) => {
+    if (new URL(request.url).pathname === "/1") await gated(request, undefined!);
+    return new Response("x".repeat(2000)); // above the watermark
+  };
+  const socket = new HoldingSocket();
+  new Channel(channelOwner(app, { outbufHighWatermark: 1000 }), socket).start();
+  socket.send("POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+  socket.send("56789"); // the rest of the body, not wanted yet: reading pauses
+  assert.deepEqual(socket.events, ["pause"]);
+  release(); // the answer holds the parse; the drained body leaves the parser at rest
+  await settle();
+  socket.drain();
+  socket.send("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  socket.fin();
+  await settle();
+  assert.equal(bodies(socket.out).length, 2, "GET /2 is answered");
+  assert.equal(socket.ended, true, "then the connection ends");
+});
+
+test("a Connection: close request read ahead closes after its own response, not the one before", async () => {
+  const { app: gated, release } = gatedApp();
+  const app: Handler = (request: Request) =>
+    new URL(request.url).pathname === "/1" ? gated(request, undefined!) : new Response("/2");
+  const socket = new RecordingSocket();
+  new Channel(channelOwner(app, { channelRequestLookahead: 1 }), socket).start();
+  socket.handler.onData(
+    bytes(get("/1") + "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+  );
+  release();
+  await settle();
+  const [first, second] = socket.out.split(/(?=HTTP\/1\.1 )/);
+  assert.doesNotMatch(first, /connection: close/i);
+  assert.match(first, /\r\n\r\n\/1$/);
+  assert.match(second, /connection: close\r\n/i);
+  assert.match(second, /\r\n\r\n\/2$/);
+  assert.equal(socket.ended, true);
+});
