@@ -33,6 +33,11 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** An integer in [lo, hi]. */
+  between(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+
   /** True with probability `p`. */
   chance(p: number): boolean {
     return this.next() < p;
