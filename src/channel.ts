@@ -430,6 +430,7 @@ export class Channel implements SocketHandler, ExchangeHost {
       if (this.#tasks.length > this.adj.channelRequestLookahead) return;
       if (this.backedUp) {
         this.#mark(PARSE_HELD);
+        parser.headStartedAt = 0; // we, not the client, hold the head up now
         return;
       }
       const event = parser.next();

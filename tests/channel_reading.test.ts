@@ -202,6 +202,28 @@ for (const lookahead of [0, 3]) {
   });
 }
 
+test("with a lookahead, a head the output holds back is not timed either", async () => {
+  const { app: gated, release } = gatedApp();
+  const app: Handler = async (request: Request) => {
+    if (new URL(request.url).pathname === "/1") await gated(request, undefined!);
+    return new Response("x".repeat(2000)); // above the watermark
+  };
+  const socket = new UnreadSocket();
+  const options = { outbufHighWatermark: 1000, channelRequestLookahead: 1 };
+  const channel = new Channel(channelOwner(app, options), socket);
+  channel.start();
+  const started = Date.now();
+  // /2's head is cut: its clock starts while /1 is served.
+  socket.handler.onData(bytes(get("/1") + "GET /2 HTTP/1.1\r\nHo"));
+  release();
+  await settle(); // /1's answer holds the parse
+  socket.handler.onData(bytes("st: x\r\n\r\n"));
+  const limit = channel.adj.channelTimeout * 1000;
+  channel.lastActivity = started + limit; // a slow but steady reader
+  channel.checkTimeouts(started + limit + 10);
+  assert.equal(socket.closed, false);
+});
+
 test("after a FIN, a request answered at once is not taken for the last one", async () => {
   // Half-closed with three requests queued: the first answers later, the
   // others at once, within the parse that the first one's end starts.
