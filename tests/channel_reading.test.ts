@@ -202,12 +202,18 @@ for (const lookahead of [0, 3]) {
   });
 }
 
-test("with a lookahead, a head the output holds back is not timed either", async () => {
+/** Answers of 2000 bytes (above a 1000-byte watermark); /1's waits until `release` is called. */
+function bigAnswersApp(): { app: Handler; release: () => void } {
   const { app: gated, release } = gatedApp();
   const app: Handler = async (request: Request) => {
     if (new URL(request.url).pathname === "/1") await gated(request, undefined!);
-    return new Response("x".repeat(2000)); // above the watermark
+    return new Response("x".repeat(2000));
   };
+  return { app, release };
+}
+
+test("with a lookahead, a head the output holds back is not timed either", async () => {
+  const { app, release } = bigAnswersApp();
   const socket = new UnreadSocket();
   const options = { outbufHighWatermark: 1000, channelRequestLookahead: 1 };
   const channel = new Channel(channelOwner(app, options), socket);
@@ -323,11 +329,7 @@ class HoldingSocket extends UnreadSocket {
 }
 
 test("reading resumes when the output that held the parse is taken, also once the parser came to rest", async () => {
-  const { app: gated, release } = gatedApp();
-  const app: Handler = async (request: Request) => {
-    if (new URL(request.url).pathname === "/1") await gated(request, undefined!);
-    return new Response("x".repeat(2000)); // above the watermark
-  };
+  const { app, release } = bigAnswersApp();
   const socket = new HoldingSocket();
   new Channel(channelOwner(app, { outbufHighWatermark: 1000 }), socket).start();
   socket.send("POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
