@@ -49,13 +49,22 @@ async function makeStaleSocket(path: string): Promise<void> {
   assert.ok(lstatSync(path).isSocket());
 }
 
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "waitress-rt-"));
+  try {
+    await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 for (const rt of [native, nodeRuntime]) {
   describe(`runtime listener ${rt.name}`, () => {
     test("unix socket: stale file removed, perms applied, file removed on close", {
       timeout: 20_000,
     }, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "waitress-rt-"));
-      try {
+      await inTempDir(async (dir) => {
         const path = join(dir, "s.sock");
         await makeStaleSocket(path);
         const l = await rt.listen({ transport: "unix", path, perms: 0o600 });
@@ -83,16 +92,13 @@ for (const rt of [native, nodeRuntime]) {
           await l.close();
         }
         await until(() => !existsSync(path), 2000, "socket file removal");
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      });
     });
 
     test("unix socket: a listener taking the path over is not cut off when the old one closes", {
       timeout: 20_000,
     }, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "waitress-rt-"));
-      try {
+      await inTempDir(async (dir) => {
         const path = join(dir, "s.sock");
         const old = await rt.listen({ transport: "unix", path });
         const replacement = await rt.listen({ transport: "unix", path, perms: 0o640 });
@@ -109,14 +115,11 @@ for (const rt of [native, nodeRuntime]) {
         await replacement.close();
         await until(() => !existsSync(path), 2000, "socket file removal");
         assert.deepEqual(readdirSync(dir), [], "no temporary name is left behind");
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      });
     });
 
     test("unix socket: a regular file in the way is not removed", { timeout: 20_000 }, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "waitress-rt-"));
-      try {
+      await inTempDir(async (dir) => {
         const path = join(dir, "not-a-socket");
         writeFileSync(path, "keep me");
         await assert.rejects(
@@ -124,9 +127,7 @@ for (const rt of [native, nodeRuntime]) {
           (e: Error) => e.message.startsWith(`cannot listen on unix:${path}: `),
         );
         assert.ok(lstatSync(path).isFile());
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      });
     });
 
     test("reusePort: two listeners share one port", { timeout: 20_000 }, async () => {
