@@ -14,7 +14,7 @@
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const HELP = `usage: deno run -A bench/run.ts [flags]
-  --only=a,b           servers (default all): ${"waitress-deno,deno-serve,deno-raw,waitress-bun,bun-serve,bun-raw,waitress-node,node-http,waitress-py"}
+  --only=a,b           servers (default all): ${"waitress-deno,deno-serve,deno-raw,waitress-bun,bun-serve,bun-raw,bun-floor,waitress-node,node-http,waitress-py"}
   --scenarios=a,b,...  scenarios (default a,b,c,d,e,f):
                        a hello keep-alive, b pipelined, c 64 KiB, d 100 MiB down/up,
                        e idle connections RSS, f JSON router app
@@ -284,13 +284,14 @@ function server(
   label: string,
   scenarios: ScenarioId[],
   script: string,
+  extra: string[] = [],
 ): ServerSpec {
   return {
     ...family,
     name,
     label,
     scenarios,
-    command: (port) => [...family.run(script), `--port=${port}`],
+    command: (port) => [...family.run(script), `--port=${port}`, ...extra],
   };
 }
 
@@ -317,6 +318,10 @@ const SERVERS: ServerSpec[] = [
   waitressOn(BUN, () => "bench/servers/waitress.ts"),
   server(BUN, "bun-serve", "Bun.serve", ALL, "bench/servers/bun_serve.ts"),
   server(BUN, "bun-raw", "raw Bun.listen", RAW, "bench/servers/bun_raw.ts"),
+  // Where Bun's pipelined (b) is bounded for any server built on the fetch API.
+  server(BUN, "bun-floor", "fetch-API floor on Bun.listen", ["b"], "bench/servers/bun_raw.ts", [
+    "--fetch-floor",
+  ]),
   // Node 20 cannot load TypeScript: it runs a bundle of bench/servers/waitress.ts.
   waitressOn(NODE, () => nodeBundle.file!, nodeBundle.file ? undefined : nodeBundle.why),
   server(NODE, "node-http", "node:http", ALL, "bench/servers/node_http.mjs"),

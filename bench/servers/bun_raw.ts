@@ -1,11 +1,19 @@
 /**
  * The raw-TCP ceiling on Bun: `Bun.listen`, read until CRLF CRLF, write a
  * fixed response; every head found in one `data` callback is answered in one write.
- *   bun bench/servers/bun_raw.ts --port=8080
+ *   bun bench/servers/bun_raw.ts --port=8080 [--fetch-floor]
+ *
+ * With `--fetch-floor` it also does, for every head, what no server that
+ * hands the app a `Request` and takes back a `Response` can skip on Bun, and
+ * nothing else: a copy of a prepared `Request` (the cheapest real one, as
+ * this server makes them for repeated requests), the app's call, its body's
+ * bytes and its header list read. No parsing, validation or response head
+ * is built: its pipelined rate bounds what any fetch-API server on Bun can
+ * reach against the raw ceiling.
  * @module
  */
 import process from "node:process";
-import { listenArgs } from "./app.ts";
+import { app, listenArgs } from "./app.ts";
 import { countHeads, responses } from "./raw_response.ts";
 
 interface RawSocket {
@@ -56,7 +64,21 @@ function flush(socket: RawSocket): void {
   else socket.data.pending = written < pending.length ? pending.subarray(written) : null;
 }
 
-const { host, port } = listenArgs(process.argv.slice(2), (name) => process.env[name]);
+const args = process.argv.slice(2);
+const { host, port } = listenArgs(args, (name) => process.env[name]);
+const floor = args.includes("--fetch-floor");
+const template = new Request(`http://${host}:${port}/`);
+template.headers.append("Host", `${host}:${port}`);
+const peek = (Bun as unknown as { peek(value: Promise<Uint8Array>): unknown }).peek;
+let fieldCount = 0;
+const countField = () => void fieldCount++;
+
+/** The per-request work of a fetch-API server that `--fetch-floor` adds. */
+function fetchWork(): void {
+  const response = app.fetch(template.clone()) as Response;
+  if (!(peek(response.bytes()) instanceof Uint8Array)) throw new Error("body not held");
+  response.headers.forEach(countField);
+}
 const listener = Bun.listen({
   hostname: host,
   port,
@@ -70,6 +92,7 @@ const listener = Bun.listen({
       const packed = countHeads(chunk, chunk.length, socket.data.scan);
       socket.data.scan = packed & 3;
       const heads = packed >>> 2;
+      if (floor) { for (let i = 0; i < heads; i++) fetchWork(); }
       if (heads > 0) send(socket, responses(heads));
     },
     drain: flush,
