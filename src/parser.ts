@@ -1174,8 +1174,8 @@ export class RequestParser {
         if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
         break;
       case 17:
-        if (eqLit(b, ls, L_TRANSFER_ENCODING)) this.transferCodings(b, vs, ve);
-        else if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
+        if (eqLit(b, ls, L_TRANSFER_ENCODING)) return this.transferCodings(b, vs, ve, i + 2);
+        if (eqLit(b, ls, L_X_FORWARDED)) this.proxyHeaders = true;
         break;
     }
     return i + 2;
@@ -1202,27 +1202,32 @@ export class RequestParser {
     return next;
   }
 
-  /** Records the transfer codings of one Transfer-Encoding line, in order. */
-  private transferCodings(b: Uint8Array, vs: number, ve: number): void {
+  /**
+   * Records the transfer codings of one Transfer-Encoding line, in order.
+   * An empty list element is refused, where RFC 9110 §5.6.1 has a recipient
+   * ignore it: parsers that frame `chunked,` otherwise (llhttp refuses it,
+   * hyper does not see chunked last, a lenient one reads to the close) would
+   * disagree with this one on where the body ends.
+   */
+  private transferCodings(b: Uint8Array, vs: number, ve: number, next: number): number {
     this.teLines++;
     let a = vs;
-    while (a < ve) {
+    for (;;) {
       let z = a;
       while (z < ve && b[z] !== COMMA) z++;
       let x = a;
       let y = z;
       while (x < y && (b[x] === SP || b[x] === HTAB)) x++;
       while (y > x && (b[y - 1] === SP || b[y - 1] === HTAB)) y--;
-      if (y > x) {
-        // Empty list elements are ignored (RFC 9110 §5.6.1).
-        if (y - x === 7 && eqLit(b, x, L_CHUNKED)) {
-          this.teChunked++;
-          this.teLastChunked = true;
-        } else {
-          this.teOther++;
-          this.teLastChunked = false;
-        }
+      if (y === x) return this.lineError(400, "Transfer-Encoding has an empty list element");
+      if (y - x === 7 && eqLit(b, x, L_CHUNKED)) {
+        this.teChunked++;
+        this.teLastChunked = true;
+      } else {
+        this.teOther++;
+        this.teLastChunked = false;
       }
+      if (z === ve) return next;
       a = z + 1;
     }
   }

@@ -368,7 +368,8 @@ export class Task {
       else if (rawPath.startsWith(prefix + "/")) pathInfo = rawPath.slice(prefix.length);
       else {
         return this.#writeError(
-          { status: 404, detail: `${rawPath} is outside ${prefix}`, close: false },
+          // The path is not echoed: error pages never repeat client bytes.
+          { status: 404, detail: `The path is outside the URL prefix ${prefix}`, close: false },
           head,
         );
       }
@@ -381,7 +382,12 @@ export class Task {
       return this.#writeError(
         error instanceof UnsupportedMethodError
           ? { status: 501, detail: error.message, close: true }
-          : { status: 400, detail: `Invalid request: ${errorText(error)}`, close: true },
+          : {
+            status: 400,
+            // The runtime's message quotes the URL: not echoed.
+            detail: "Invalid request: its target and host do not make a valid URL",
+            close: true,
+          },
         head,
       );
     }

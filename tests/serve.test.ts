@@ -127,10 +127,28 @@ describe("serve: basics", () => {
           frozen: true,
           copied: "127.0.0.1",
         });
-        c.send("GET /other HTTP/1.1\r\nHost: h\r\n\r\n");
+        // The error page does not repeat the path (the parser lets `<` through).
+        c.send("GET /<b>other HTTP/1.1\r\nHost: h\r\n\r\n");
         const rs = await c.responses(2);
         assert.equal(rs[1].status, 404);
+        assert.match(rs[1].body, /outside the URL prefix \/app/);
+        assert.doesNotMatch(rs[1].body, /other/);
         c.close();
+      },
+    );
+  });
+
+  test("a Host that makes no valid URL is 400, its page not repeating it", async () => {
+    await withServer(
+      () => new Response("not reached"),
+      {},
+      async (port) => {
+        for (const host of ["a:99999", "1.2.3.256", "[v1.x]"]) {
+          const text = await exchange(port, `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+          assert.match(text, /^HTTP\/1\.1 400 /, host);
+          assert.match(text, /target and host do not make a valid URL/, host);
+          assert.ok(!text.includes(host), host);
+        }
       },
     );
   });
