@@ -95,7 +95,9 @@ export async function loadApp(spec: string, options: { call: boolean; cwd: strin
   if (options.call) {
     if (typeof value !== "function") {
       throw new CliError(
-        `--call: the ${label} of ${module} is not callable (it is ${describe(value)})`,
+        `--call: the ${label} of ${module} is not callable (it is ${
+          isApp(value) ? "an app object already: leave out --call" : describe(value)
+        })`,
       );
     }
     try {

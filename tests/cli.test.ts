@@ -319,6 +319,11 @@ describe("app resolution", () => {
       /--call: the export "notAnApp" .* is not callable \(it is a number\)/,
     ],
     [
+      "fixtures/cli_app.ts:object",
+      true,
+      /--call: the export "object" .* is not callable \(it is an app object already: leave out --call\)/,
+    ],
+    [
       "fixtures/cli_app.ts:badFactory",
       true,
       /--call: the export "badFactory" .* returned a number, not a fetch handler/,
