@@ -337,7 +337,12 @@ async function fuzz(port: number, rng: Rng): Promise<void> {
     if (!c.ended) c.shutdown();
     await c.until(() => false, 8000).catch(() => {});
     check(c.ended, "fuzz: never closed");
-    const r = checkResponses(c.received, true); // HEAD answers have no body (the app sends none)
+    // The server's own error page answering a HEAD has a Content-Length and
+    // no body; a request line too broken to read as HEAD gets the body.
+    let r = checkResponses(c.received, true);
+    if (r.leftover !== 0 && request.startsWith("HEAD ")) {
+      r = checkResponses(c.received, true, [true]);
+    }
     const detail = () =>
       `sent ${JSON.stringify(request.slice(0, 200))} got ${JSON.stringify(c.text.slice(0, 300))}`;
     check(r.malformed === null, "fuzz: malformed response", () => `${r.malformed} ${detail()}`);
