@@ -25,6 +25,8 @@ export interface ParsedArgs {
   app: string | undefined;
   /** `--threads` / `--workers`: how many workers share the port (1 = serve in this process). */
   threads: number;
+  /** `--worker-timeout`: seconds a worker may go without answering before it is replaced (0: never). */
+  workerTimeout: number;
   /** The server options given (threads not included). */
   options: Options;
 }
@@ -58,8 +60,12 @@ const HELP: Record<string, [string, string, string?]> = {
   urlPrefix: ["STR", "Mount point: info.scriptName, removed from info.pathInfo", '""'],
   ident: ["STR", 'Server header value ("" = none)', DEFAULTS.ident],
   serverName: ["NAME", "Server name reported to the app", DEFAULTS.serverName],
-  maxConcurrency: ["INT", "Most app calls in flight; the rest wait in order", "unlimited"],
-  connectionLimit: ["INT", "Most open connections", String(DEFAULTS.connectionLimit)],
+  maxConcurrency: [
+    "INT",
+    "Most app calls in flight (per worker); the rest wait in order",
+    "unlimited",
+  ],
+  connectionLimit: ["INT", "Most open connections (per worker)", String(DEFAULTS.connectionLimit)],
   cleanupInterval: [
     "SECS",
     "Seconds between idle-connection sweeps",
@@ -123,7 +129,18 @@ const HELP: Record<string, [string, string, string?]> = {
 };
 
 /** Flags handled by the CLI itself (not server options). */
-const CLI_FLAGS = ["--help", "--version", "--call", "--app", "--threads", "--workers"];
+const CLI_FLAGS = [
+  "--help",
+  "--version",
+  "--call",
+  "--app",
+  "--threads",
+  "--workers",
+  "--worker-timeout",
+];
+
+/** `--worker-timeout`'s default, in seconds (gunicorn's worker timeout is 30 s too). */
+export const DEFAULT_WORKER_TIMEOUT = 30;
 
 /** Every flag spelling the CLI accepts, for suggestions. */
 export function allFlags(): string[] {
@@ -203,6 +220,16 @@ function parseThreads(flag: string, value: string): number {
   return Number(trimmed);
 }
 
+function parseWorkerTimeout(flag: string, value: string): number {
+  const trimmed = value.trim();
+  if (!/^[0-9]+$/.test(trimmed) || Number(trimmed) > 86400) {
+    throw new CliError(
+      `${flag} must be a number of seconds from 0 (never) to 86400, got ${JSON.stringify(value)}`,
+    );
+  }
+  return Number(trimmed);
+}
+
 /** Parses the arguments (without the program name). Throws `CliError` on a usage error. */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const parsed: ParsedArgs = {
@@ -211,6 +238,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     call: false,
     app: undefined,
     threads: 1,
+    workerTimeout: DEFAULT_WORKER_TIMEOUT,
     options: {},
   };
   const values: Record<string, string | string[] | boolean> = {};
@@ -256,6 +284,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       case "--threads":
       case "--workers":
         parsed.threads = parseThreads(flag, takeValue(flag, inline));
+        continue;
+      case "--worker-timeout":
+        parsed.workerTimeout = parseWorkerTimeout(flag, takeValue(flag, inline));
         continue;
     }
     let name = optionOf(flag.slice(2));
@@ -309,6 +340,11 @@ export function helpText(): string {
   rows.push([
     "--threads=INT, --workers=INT",
     "Run INT workers sharing the port (SO_REUSEPORT); a dead one is restarted [default: 1]",
+  ]);
+  rows.push([
+    "--worker-timeout=SECS",
+    "With --threads: replace a worker silent this long (exited, or its event loop blocked); " +
+    `0 = never [default: ${DEFAULT_WORKER_TIMEOUT}]`,
   ]);
   for (const [name, kind] of Object.entries(STRING_OPTIONS)) {
     if (name === "threads") continue;

@@ -58,7 +58,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   const dir = cwd();
   if (parsed.threads > 1) {
-    return await runWorkers(parsed.threads, parsed.app, parsed.call, parsed.options, listen, dir);
+    return await runWorkers(
+      parsed.threads,
+      parsed.app,
+      parsed.call,
+      parsed.options,
+      listen,
+      dir,
+      parsed.workerTimeout,
+    );
   }
   return await serveHere(parsed.app, parsed.call, parsed.options, dir);
 }

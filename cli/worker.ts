@@ -38,6 +38,8 @@ scope.onmessage = (event) => {
   const message = event.data;
   if (message.type === "start") {
     start(message);
+  } else if (message.type === "ping") {
+    scope.postMessage({ type: "pong" });
   } else if (message.type === "close") {
     closeRequested = true;
     server?.close();

@@ -3,7 +3,11 @@
  * app on one port through SO_REUSEPORT, so the kernel spreads connections
  * over cores. The first worker binds (and reports the real port when port 0
  * was asked for); the others bind exactly what it bound. A worker that dies
- * is replaced; SIGINT/SIGTERM close every worker gracefully.
+ * is replaced, and so is one that stops answering the parent's pings for
+ * `--worker-timeout` seconds: Deno reports no event for a worker that calls
+ * `Deno.exit`, and an isolate stuck in a loop reports nothing either (it
+ * would keep its share of the port's connections and never close).
+ * SIGINT/SIGTERM close every worker gracefully.
  * @module
  */
 import type { Addr, Options } from "./core.ts";
@@ -14,13 +18,15 @@ import { listenEntry, listenUrl, serveHere } from "./serve.ts";
 /** Messages from the parent to a worker. */
 export type ToWorker =
   | { type: "start"; app: string; call: boolean; cwd: string; options: Options }
-  | { type: "close" };
+  | { type: "close" }
+  | { type: "ping" };
 
 /** Messages from a worker to the parent. */
 export type ToParent =
   | { type: "ready"; addrs: Addr[] }
   | { type: "failed"; message: string }
-  | { type: "closed" };
+  | { type: "closed" }
+  | { type: "pong" };
 
 /** How to start a worker. */
 interface Launch {
@@ -33,6 +39,15 @@ interface Launch {
 /** Restart backoff: a worker that dies young waits before its replacement starts. */
 const MIN_LIFETIME_MS = 1000;
 const MAX_BACKOFF_MS = 5000;
+/**
+ * Deno's `Worker.terminate()` does not stop an isolate stuck in a loop (in
+ * 2.9 it runs on, and keeps its listener): such a worker can be replaced but
+ * not removed, and only a restart of the server frees its share of the port.
+ */
+const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+
+/** How often the parent pings its workers, at most. */
+const PING_MS = 1000;
 
 /**
  * One line about a worker's uncaught error. Deno's message is
@@ -54,7 +69,12 @@ class WorkerHandle {
   readonly ready: Promise<Addr[]>;
   /** Resolves when the worker reports its server closed. */
   readonly closed: Promise<void>;
+  /** It reported its server ready. */
+  serving = false;
+  /** When it last sent a message (its event loop was running). */
+  lastSeen = Date.now();
   #dead = false;
+  #died: (why: string) => void;
 
   constructor(
     readonly id: number,
@@ -73,13 +93,16 @@ class WorkerHandle {
     this.closed = new Promise((resolve) => (resolveClosed = resolve));
     this.worker.onmessage = (event: MessageEvent<ToParent>) => {
       const message = event.data;
-      if (message.type === "ready") resolveReady(message.addrs);
-      else if (message.type === "failed") {
+      this.lastSeen = Date.now();
+      if (message.type === "ready") {
+        this.serving = true;
+        resolveReady(message.addrs);
+      } else if (message.type === "failed") {
         rejectReady(new CliError(message.message));
         resolveClosed(); // nothing to close: a shutdown need not wait for it
       } else if (message.type === "closed") resolveClosed();
     };
-    const died = (why: string) => {
+    const died = this.#died = (why: string) => {
       if (this.#dead) return;
       this.#dead = true;
       rejectReady(new CliError(`worker ${id} died while starting: ${why}`));
@@ -97,6 +120,22 @@ class WorkerHandle {
     this.worker.postMessage({ type: "start", ...launch } satisfies ToWorker);
   }
 
+  /**
+   * Pings a serving worker; one silent for longer than `limitMs` is taken
+   * for dead (its `closed` resolves, and the parent replaces it).
+   */
+  check(now: number, limitMs: number): void {
+    if (this.#dead || !this.serving) return;
+    if (now - this.lastSeen > limitMs) {
+      this.#died(
+        `no answer for ${limitMs / 1000} s: it exited, or its event loop is blocked` +
+          (IS_DENO ? "; a blocked one goes on holding its share of the port on Deno" : ""),
+      );
+    } else {
+      this.worker.postMessage({ type: "ping" } satisfies ToWorker);
+    }
+  }
+
   /** Stops the worker for good (after a graceful close, or when it already died). */
   terminate(): void {
     this.#dead = true;
@@ -104,7 +143,10 @@ class WorkerHandle {
   }
 }
 
-/** Runs `threads` workers until a signal; returns the exit code. */
+/**
+ * Runs `threads` workers until a signal; returns the exit code. A worker
+ * silent for `workerTimeout` seconds is replaced (0: never).
+ */
 export async function runWorkers(
   threads: number,
   app: string,
@@ -112,6 +154,7 @@ export async function runWorkers(
   options: Options,
   listenSpecs: Array<{ transport: string }>,
   cwd: string,
+  workerTimeout: number,
 ): Promise<number> {
   if (listenSpecs.some((spec) => spec.transport === "unix")) {
     err("Error: --threads > 1 needs TCP listeners: several workers cannot share a unix socket");
@@ -128,6 +171,8 @@ export async function runWorkers(
   }
 
   let shuttingDown = false;
+  /** Every first worker is serving: from now on a dead one is replaced. */
+  let started = false;
   let nextId = 1;
   let failures = 0;
   const live = new Set<WorkerHandle>();
@@ -136,7 +181,8 @@ export async function runWorkers(
   const onDeath = (handle: WorkerHandle, why: string): void => {
     live.delete(handle);
     handle.terminate();
-    if (shuttingDown) return;
+    // A first worker that fails to start ends the start-up, which says why.
+    if (shuttingDown || (!started && !handle.serving)) return;
     const young = Date.now() - handle.startedAt < MIN_LIFETIME_MS;
     failures = young ? failures + 1 : 0;
     const delay = young ? Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 5)) : 0;
@@ -191,8 +237,17 @@ export async function runWorkers(
     err(`Error: ${(error as Error).message}`);
     return 1;
   }
+  started = true;
   for (const addr of addrs) out(`Serving on ${listenUrl(addr)}`);
   err(`${threads} workers sharing the port`);
+  const limitMs = workerTimeout * 1000;
+  // Also during a graceful close: a stuck worker would never report closed.
+  const pings = limitMs > 0
+    ? setInterval(() => {
+      const now = Date.now();
+      for (const handle of live) handle.check(now, limitMs);
+    }, Math.min(PING_MS, limitMs / 2))
+    : undefined;
 
   return await new Promise<number>((resolve) => {
     onStopSignal((signal) => {
@@ -202,6 +257,7 @@ export async function runWorkers(
       const handles = [...live];
       for (const handle of handles) handle.worker.postMessage({ type: "close" } satisfies ToWorker);
       Promise.all(handles.map((handle) => handle.closed)).then(() => {
+        clearInterval(pings);
         for (const handle of handles) handle.terminate();
         resolve(0);
       });

@@ -106,6 +106,19 @@ describe("parseArgs", () => {
     assert.equal(parseArgs([]).app, undefined);
   });
 
+  test("--worker-timeout: seconds, 30 by default, 0 for never", () => {
+    assert.equal(parseArgs(["a.ts"]).workerTimeout, 30);
+    assert.equal(parseArgs(["--worker-timeout=5", "a.ts"]).workerTimeout, 5);
+    assert.equal(parseArgs(["--worker-timeout", "0", "a.ts"]).workerTimeout, 0);
+    for (const bad of ["-1", "1.5", "abc", "86401"]) {
+      assert.throws(
+        () => parseArgs([`--worker-timeout=${bad}`, "a.ts"]),
+        /--worker-timeout must be a number of seconds from 0 \(never\) to 86400/,
+        bad,
+      );
+    }
+  });
+
   test("ignored waitress flags are accepted", () => {
     const parsed = parseArgs([
       "--send-bytes=1",

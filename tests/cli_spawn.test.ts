@@ -348,6 +348,38 @@ describe("CLI: serving", () => {
     assert.equal((await cli.exit()).code, 0);
   });
 
+  test("--threads 2: a worker that goes silent (exited, or blocked on Bun) is replaced; SIGTERM exits", async () => {
+    const cli = new Cli([
+      "--threads=2",
+      "--worker-timeout=2",
+      "--host=127.0.0.1",
+      "--port=0",
+      FIXTURE,
+    ]);
+    const port = await cli.port();
+    await cli.waitFor(/2 workers sharing the port/);
+    // One worker exits (Deno tells the parent nothing); on Bun the other (or
+    // the exited one's replacement) then blocks its event loop, which Bun's
+    // terminate() stops and Deno's does not (see workers.ts).
+    await get(port, "/exit");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (!isDeno) await get(port, "/block").catch(() => {});
+    await cli.waitFor(/worker \d+ died \(no answer for 2 s: .*\); restarting/, 15000);
+    // Served again once replaced (a connection queued on a dead worker's socket is reset).
+    const deadline = Date.now() + 20000;
+    let served = false;
+    while (!served && Date.now() < deadline) {
+      try {
+        served = (await get(port, "/"))[0] === 200;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    assert.ok(served, "a replacement worker answered");
+    cli.signal("SIGTERM");
+    assert.equal((await cli.exit()).code, 0);
+  });
+
   test("Deno without --unstable-net: --threads warns how to enable it and serves with one", {
     skip: !isDeno,
   }, async () => {
