@@ -144,6 +144,30 @@ function exchange(port: number, request: string): Promise<string> {
 }
 
 /** GET `path` with extra header lines; returns [status, parsed JSON body or text]. */
+/**
+ * Asks for `/` until an answer's body satisfies `done` (false after `ms`). A
+ * connection the kernel queued on a dead worker's socket fails: retried.
+ */
+async function servedUntil(
+  port: number,
+  done: (body: string) => boolean,
+  ms = 20000,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    let answer: [number, string];
+    try {
+      answer = await get(port, "/");
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    assert.equal(answer[0], 200);
+    if (done(answer[1])) return true;
+  }
+  return false;
+}
+
 async function get(port: number, path: string, headers = ""): Promise<[number, string]> {
   const text = await exchange(
     port,
@@ -328,34 +352,16 @@ describe("CLI: serving", () => {
     const [status] = await get(port, "/crash");
     assert.equal(status, 200);
     await cli.waitFor(/worker \d+ died \(.*crash requested\); restarting/);
-    // Still served, eventually by a new isolate. A connection the kernel
-    // queued on the dead worker's socket before it closed is reset: retry.
-    const deadline = Date.now() + 15000;
-    let fresh = false;
-    while (!fresh && Date.now() < deadline) {
-      let answer: [number, string];
-      try {
-        answer = await get(port, "/");
-      } catch (error) {
-        if ((error as { code?: string }).code !== "ECONNRESET") throw error;
-        continue;
-      }
-      assert.equal(answer[0], 200);
-      fresh = !seen.has(JSON.parse(answer[1]).isolate);
-    }
+    // Still served, eventually by a new isolate.
+    const fresh = await servedUntil(port, (body) => !seen.has(JSON.parse(body).isolate));
     assert.ok(fresh, "a replacement worker answered");
     cli.signal("SIGTERM");
     assert.equal((await cli.exit()).code, 0);
   });
 
   test("--threads 2: a worker that goes silent (exited, or blocked on Bun) is replaced; SIGTERM exits", async () => {
-    const cli = new Cli([
-      "--threads=2",
-      "--worker-timeout=2",
-      "--host=127.0.0.1",
-      "--port=0",
-      FIXTURE,
-    ]);
+    const args = ["--threads=2", "--worker-timeout=2", "--host=127.0.0.1", "--port=0"];
+    const cli = new Cli([...args, FIXTURE]);
     const port = await cli.port();
     await cli.waitFor(/2 workers sharing the port/);
     // One worker exits (Deno tells the parent nothing); on Bun the other (or
@@ -365,17 +371,7 @@ describe("CLI: serving", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     if (!isDeno) await get(port, "/block").catch(() => {});
     await cli.waitFor(/worker \d+ died \(no answer for 2 s: .*\); restarting/, 15000);
-    // Served again once replaced (a connection queued on a dead worker's socket is reset).
-    const deadline = Date.now() + 20000;
-    let served = false;
-    while (!served && Date.now() < deadline) {
-      try {
-        served = (await get(port, "/"))[0] === 200;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-    assert.ok(served, "a replacement worker answered");
+    assert.ok(await servedUntil(port, () => true), "a replacement worker answered");
     cli.signal("SIGTERM");
     assert.equal((await cli.exit()).code, 0);
   });
