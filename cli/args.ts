@@ -27,6 +27,8 @@ export interface ParsedArgs {
   threads: number;
   /** `--worker-timeout`: seconds a worker may go without answering before it is replaced (0: never). */
   workerTimeout: number;
+  /** `--graceful-timeout`: seconds a graceful close waits for responses in flight (0: no limit). */
+  gracefulTimeout: number;
   /** The server options given (threads not included). */
   options: Options;
 }
@@ -137,10 +139,13 @@ const CLI_FLAGS = [
   "--threads",
   "--workers",
   "--worker-timeout",
+  "--graceful-timeout",
 ];
 
 /** `--worker-timeout`'s default, in seconds (gunicorn's worker timeout is 30 s too). */
 export const DEFAULT_WORKER_TIMEOUT = 30;
+/** `--graceful-timeout`'s default, in seconds (as gunicorn's). */
+export const DEFAULT_GRACEFUL_TIMEOUT = 30;
 
 /** Every flag spelling the CLI accepts, for suggestions. */
 export function allFlags(): string[] {
@@ -220,11 +225,12 @@ function parseThreads(flag: string, value: string): number {
   return Number(trimmed);
 }
 
-function parseWorkerTimeout(flag: string, value: string): number {
+/** Whole seconds from 0 (`zero` says what 0 means) to a day. */
+function parseSeconds(flag: string, value: string, zero: string): number {
   const trimmed = value.trim();
   if (!/^[0-9]+$/.test(trimmed) || Number(trimmed) > 86400) {
     throw new CliError(
-      `${flag} must be a number of seconds from 0 (never) to 86400, got ${JSON.stringify(value)}`,
+      `${flag} must be a number of seconds from 0 (${zero}) to 86400, got ${JSON.stringify(value)}`,
     );
   }
   return Number(trimmed);
@@ -239,6 +245,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     app: undefined,
     threads: 1,
     workerTimeout: DEFAULT_WORKER_TIMEOUT,
+    gracefulTimeout: DEFAULT_GRACEFUL_TIMEOUT,
     options: {},
   };
   const values: Record<string, string | string[] | boolean> = {};
@@ -286,7 +293,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         parsed.threads = parseThreads(flag, takeValue(flag, inline));
         continue;
       case "--worker-timeout":
-        parsed.workerTimeout = parseWorkerTimeout(flag, takeValue(flag, inline));
+        parsed.workerTimeout = parseSeconds(flag, takeValue(flag, inline), "never");
+        continue;
+      case "--graceful-timeout":
+        parsed.gracefulTimeout = parseSeconds(flag, takeValue(flag, inline), "no limit");
         continue;
     }
     let name = optionOf(flag.slice(2));
@@ -345,6 +355,11 @@ export function helpText(): string {
     "--worker-timeout=SECS",
     "With --threads: replace a worker silent this long (exited, or its event loop blocked); " +
     `0 = never [default: ${DEFAULT_WORKER_TIMEOUT}]`,
+  ]);
+  rows.push([
+    "--graceful-timeout=SECS",
+    "On SIGINT/SIGTERM, drop the responses still in flight after this long; " +
+    `0 = no limit [default: ${DEFAULT_GRACEFUL_TIMEOUT}]`,
   ]);
   for (const [name, kind] of Object.entries(STRING_OPTIONS)) {
     if (name === "threads") continue;

@@ -65,10 +65,10 @@ export async function main(argv: string[]): Promise<number> {
       parsed.options,
       listen,
       dir,
-      parsed.workerTimeout,
+      parsed,
     );
   }
-  return await serveHere(parsed.app, parsed.call, parsed.options, dir);
+  return await serveHere(parsed.app, parsed.call, parsed.options, dir, parsed.gracefulTimeout);
 }
 
 if (import.meta.main) exit(await main(args()));

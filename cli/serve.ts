@@ -28,12 +28,21 @@ export function oneLine(error: unknown): string {
   return message.split("\n")[0].trim();
 }
 
-/** Loads the app and serves it here until a signal; returns the exit code. */
+/** `close()`'s options for `--graceful-timeout` seconds (0: no limit). */
+export function closeOptions(gracefulTimeout: number): { timeout?: number } {
+  return gracefulTimeout > 0 ? { timeout: gracefulTimeout * 1000 } : {};
+}
+
+/**
+ * Loads the app and serves it here until a signal; returns the exit code.
+ * A graceful close drops what is still in flight after `gracefulTimeout` s.
+ */
 export async function serveHere(
   spec: string,
   call: boolean,
   options: Options,
   cwd: string,
+  gracefulTimeout: number,
 ): Promise<number> {
   let server: Server;
   try {
@@ -53,7 +62,9 @@ export async function serveHere(
     if (stopping) exit(signalExitCode(signal));
     stopping = true;
     err(`${signal}: closing gracefully (send it again to exit at once)`);
-    server.close().catch((error) => err(`Error while closing: ${oneLine(error)}`));
+    server.close(closeOptions(gracefulTimeout)).catch((error) =>
+      err(`Error while closing: ${oneLine(error)}`)
+    );
   });
   await server.run();
   return 0;

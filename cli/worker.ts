@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "./core.ts";
 import { loadApp } from "./app.ts";
-import { oneLine } from "./serve.ts";
+import { closeOptions, oneLine } from "./serve.ts";
 import type { ToParent, ToWorker } from "./workers.ts";
 
 interface WorkerScope {
@@ -15,7 +15,8 @@ interface WorkerScope {
 
 const scope = globalThis as unknown as WorkerScope;
 let server: Server | undefined;
-let closeRequested = false;
+/** The close asked for, with its options (see `--graceful-timeout`), or null. */
+let closeRequested: { timeout?: number } | null = null;
 
 async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
   try {
@@ -29,7 +30,7 @@ async function start(message: Extract<ToWorker, { type: "start" }>): Promise<voi
   scope.postMessage({ type: "ready", addrs: server.addrs });
   const running = server.run();
   // A close asked for while the app was loading applies now.
-  if (closeRequested) server.close();
+  if (closeRequested) server.close(closeRequested);
   await running;
   scope.postMessage({ type: "closed" });
 }
@@ -41,7 +42,7 @@ scope.onmessage = (event) => {
   } else if (message.type === "ping") {
     scope.postMessage({ type: "pong" });
   } else if (message.type === "close") {
-    closeRequested = true;
-    server?.close();
+    closeRequested = closeOptions(message.gracefulTimeout);
+    server?.close(closeRequested);
   }
 };

@@ -18,7 +18,7 @@ import { listenEntry, listenUrl, serveHere } from "./serve.ts";
 /** Messages from the parent to a worker. */
 export type ToWorker =
   | { type: "start"; app: string; call: boolean; cwd: string; options: Options }
-  | { type: "close" }
+  | { type: "close"; gracefulTimeout: number }
   | { type: "ping" };
 
 /** Messages from a worker to the parent. */
@@ -143,9 +143,16 @@ class WorkerHandle {
   }
 }
 
+/** The CLI's `--worker-timeout` and `--graceful-timeout`, in seconds (0: none). */
+export interface WorkerTimeouts {
+  workerTimeout: number;
+  gracefulTimeout: number;
+}
+
 /**
  * Runs `threads` workers until a signal; returns the exit code. A worker
- * silent for `workerTimeout` seconds is replaced (0: never).
+ * silent for `workerTimeout` seconds is replaced; a graceful close drops
+ * what is still in flight after `gracefulTimeout` seconds.
  */
 export async function runWorkers(
   threads: number,
@@ -154,7 +161,7 @@ export async function runWorkers(
   options: Options,
   listenSpecs: Array<{ transport: string }>,
   cwd: string,
-  workerTimeout: number,
+  { workerTimeout, gracefulTimeout }: WorkerTimeouts,
 ): Promise<number> {
   if (listenSpecs.some((spec) => spec.transport === "unix")) {
     err("Error: --threads > 1 needs TCP listeners: several workers cannot share a unix socket");
@@ -167,7 +174,7 @@ export async function runWorkers(
         'jsr:@waitress/cli --threads 4 app.ts) or add "unstable": ["net"] to deno.json. ' +
         "Serving with one thread.",
     );
-    return serveHere(app, call, options, cwd);
+    return serveHere(app, call, options, cwd, gracefulTimeout);
   }
 
   let shuttingDown = false;
@@ -255,7 +262,8 @@ export async function runWorkers(
       shuttingDown = true;
       err(`${signal}: closing ${live.size} workers gracefully (send it again to exit at once)`);
       const handles = [...live];
-      for (const handle of handles) handle.worker.postMessage({ type: "close" } satisfies ToWorker);
+      const close: ToWorker = { type: "close", gracefulTimeout };
+      for (const handle of handles) handle.worker.postMessage(close);
       Promise.all(handles.map((handle) => handle.closed)).then(() => {
         clearInterval(pings);
         for (const handle of handles) handle.terminate();

@@ -106,6 +106,15 @@ describe("parseArgs", () => {
     assert.equal(parseArgs([]).app, undefined);
   });
 
+  test("--graceful-timeout: seconds, 30 by default, 0 for no limit", () => {
+    assert.equal(parseArgs(["a.ts"]).gracefulTimeout, 30);
+    assert.equal(parseArgs(["--graceful-timeout=0", "a.ts"]).gracefulTimeout, 0);
+    assert.throws(
+      () => parseArgs(["--graceful-timeout=soon", "a.ts"]),
+      /--graceful-timeout must be a number of seconds from 0 \(no limit\) to 86400/,
+    );
+  });
+
   test("--worker-timeout: seconds, 30 by default, 0 for never", () => {
     assert.equal(parseArgs(["a.ts"]).workerTimeout, 30);
     assert.equal(parseArgs(["--worker-timeout=5", "a.ts"]).workerTimeout, 5);

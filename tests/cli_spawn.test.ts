@@ -304,6 +304,23 @@ describe("CLI: serving", () => {
     assert.equal((await cli.exit()).code, 0);
   });
 
+  for (const threads of ["1", "2"]) {
+    test(`--graceful-timeout bounds the wait for a response in flight (--threads ${threads})`, async () => {
+      const args = ["--graceful-timeout=1", `--threads=${threads}`, "--host=127.0.0.1", "--port=0"];
+      const cli = new Cli([...args, FIXTURE]);
+      const port = await cli.port();
+      if (threads === "2") await cli.waitFor(/2 workers sharing the port/);
+      // /hang answers after 20 s: the close drops it after 1.
+      const pending = exchange(port, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n").catch(() => "");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const started = Date.now();
+      cli.signal("SIGTERM");
+      assert.equal((await cli.exit(8000)).code, 0);
+      assert.ok(Date.now() - started < 6000, `exited after ${Date.now() - started} ms`);
+      assert.doesNotMatch(await pending, /late/);
+    });
+  }
+
   test("a second signal exits at once", async () => {
     const cli = new Cli(["--host=127.0.0.1", "--port=0", FIXTURE]);
     const port = await cli.port();
