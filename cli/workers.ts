@@ -40,6 +40,11 @@ interface Launch {
 const MIN_LIFETIME_MS = 1000;
 const MAX_BACKOFF_MS = 5000;
 /**
+ * How long past `--graceful-timeout` a shutdown waits for a worker to
+ * report its server closed before stopping it (one blocked, or gone).
+ */
+const CLOSE_MARGIN_MS = 5000;
+/**
  * Deno's `Worker.terminate()` does not stop an isolate stuck in a loop (in
  * 2.9 it runs on, and keeps its listener): such a worker can be replaced but
  * not removed, and only a restart of the server frees its share of the port.
@@ -71,8 +76,8 @@ class WorkerHandle {
   readonly closed: Promise<void>;
   /** It reported its server ready. */
   serving = false;
-  /** When it last sent a message (its event loop was running). */
-  lastSeen = Date.now();
+  /** When the ping it has not answered yet was sent (`performance.now()`), or null. */
+  #pingedAt: number | null = null;
   #dead = false;
   #died: (why: string) => void;
 
@@ -93,7 +98,7 @@ class WorkerHandle {
     this.closed = new Promise((resolve) => (resolveClosed = resolve));
     this.worker.onmessage = (event: MessageEvent<ToParent>) => {
       const message = event.data;
-      this.lastSeen = Date.now();
+      this.#pingedAt = null; // any message shows its event loop running
       if (message.type === "ready") {
         this.serving = true;
         resolveReady(message.addrs);
@@ -121,19 +126,32 @@ class WorkerHandle {
   }
 
   /**
-   * Pings a serving worker; one silent for longer than `limitMs` is taken
-   * for dead (its `closed` resolves, and the parent replaces it).
+   * Pings the worker (one ping at a time: a stuck one gets no queue of
+   * them); one that has not answered for longer than `limitMs` is taken for
+   * dead (its `closed` resolves, and the parent replaces it). A worker
+   * loading its app answers too, unless the app blocks it.
    */
   check(now: number, limitMs: number): void {
-    if (this.#dead || !this.serving) return;
-    if (now - this.lastSeen > limitMs) {
+    if (this.#dead) return;
+    if (this.#pingedAt === null) {
+      this.#pingedAt = now;
+      this.worker.postMessage({ type: "ping" } satisfies ToWorker);
+    } else if (now - this.#pingedAt > limitMs) {
       this.#died(
         `no answer for ${limitMs / 1000} s: it exited, or its event loop is blocked` +
           (IS_DENO ? "; a blocked one goes on holding its share of the port on Deno" : ""),
       );
-    } else {
-      this.worker.postMessage({ type: "ping" } satisfies ToWorker);
     }
+  }
+
+  /** Forgets the ping out: this process itself stood still, not the worker. */
+  forgetPing(): void {
+    this.#pingedAt = null;
+  }
+
+  /** Takes the worker for dead at once (one still loading when a shutdown begins). */
+  stop(why: string): void {
+    this.#died(why);
   }
 
   /** Stops the worker for good (after a graceful close, or when it already died). */
@@ -199,6 +217,25 @@ export async function runWorkers(
     }, delay);
   };
 
+  // Every worker is pinged from its start (one loading its app answers
+  // too), also during a graceful close: a stuck worker never reports closed.
+  const limitMs = workerTimeout * 1000;
+  const every = Math.min(PING_MS, limitMs / 2);
+  let lastTick = performance.now();
+  const pings = limitMs > 0
+    ? setInterval(() => {
+      const now = performance.now();
+      // This process stood still (stopped, or its machine paused): the
+      // workers are not to blame for pings it did not read.
+      const stalled = now - lastTick > every + limitMs / 2;
+      lastTick = now;
+      for (const handle of live) {
+        if (stalled) handle.forgetPing();
+        else handle.check(now, limitMs);
+      }
+    }, every)
+    : undefined;
+
   const launch = async (): Promise<Addr[]> => {
     const handle = new WorkerHandle(nextId++, shared, onDeath);
     live.add(handle);
@@ -219,6 +256,7 @@ export async function runWorkers(
     addrs = await first.ready;
   } catch (error) {
     shuttingDown = true;
+    clearInterval(pings);
     first.terminate();
     err(`Error: ${(error as Error).message}`);
     return 1;
@@ -240,6 +278,7 @@ export async function runWorkers(
     await Promise.all(others.map((handle) => handle.ready));
   } catch (error) {
     shuttingDown = true;
+    clearInterval(pings);
     for (const handle of live) handle.terminate();
     err(`Error: ${(error as Error).message}`);
     return 1;
@@ -247,14 +286,6 @@ export async function runWorkers(
   started = true;
   for (const addr of addrs) out(`Serving on ${listenUrl(addr)}`);
   err(`${threads} workers sharing the port`);
-  const limitMs = workerTimeout * 1000;
-  // Also during a graceful close: a stuck worker would never report closed.
-  const pings = limitMs > 0
-    ? setInterval(() => {
-      const now = Date.now();
-      for (const handle of live) handle.check(now, limitMs);
-    }, Math.min(PING_MS, limitMs / 2))
-    : undefined;
 
   return await new Promise<number>((resolve) => {
     onStopSignal((signal) => {
@@ -263,12 +294,26 @@ export async function runWorkers(
       err(`${signal}: closing ${live.size} workers gracefully (send it again to exit at once)`);
       const handles = [...live];
       const close: ToWorker = { type: "close", gracefulTimeout };
-      for (const handle of handles) handle.worker.postMessage(close);
-      Promise.all(handles.map((handle) => handle.closed)).then(() => {
+      for (const handle of handles) {
+        // One still loading its app holds no connection: stopped at once.
+        if (handle.serving) handle.worker.postMessage(close);
+        else handle.stop("stopped while loading the app");
+      }
+      const finish = () => {
         clearInterval(pings);
+        clearTimeout(deadline);
         for (const handle of handles) handle.terminate();
         resolve(0);
-      });
+      };
+      // Past the graceful timeout, a worker that has not closed is stopped
+      // (with --worker-timeout 0 nothing else would notice one gone).
+      const deadline = gracefulTimeout > 0
+        ? setTimeout(() => {
+          err(`workers still open ${gracefulTimeout} s after ${signal}: stopping them`);
+          finish();
+        }, gracefulTimeout * 1000 + CLOSE_MARGIN_MS)
+        : undefined;
+      Promise.all(handles.map((handle) => handle.closed)).then(finish);
     });
   });
 }
