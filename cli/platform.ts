@@ -77,6 +77,14 @@ export function runtimeName(): "deno" | "bun" | "node" {
 }
 
 /**
+ * Whether `Worker.terminate()` stops an isolate stuck in a loop: Bun's does;
+ * Deno's (2.9) does not, and the isolate runs on with its listeners.
+ */
+export function terminateStopsStuckWorkers(): boolean {
+  return runtimeName() !== "deno";
+}
+
+/**
  * Whether SO_REUSEPORT listeners can be opened. Deno needs its unstable
  * `net` feature and exits the process (not catchable) without it; its
  * `listenDatagram` API exists exactly when that feature is on.

@@ -12,7 +12,15 @@
  */
 import type { Addr, Options } from "./core.ts";
 import { CliError } from "./args.ts";
-import { err, exit, onStopSignal, out, reusePortAvailable, signalExitCode } from "./platform.ts";
+import {
+  err,
+  exit,
+  onStopSignal,
+  out,
+  reusePortAvailable,
+  signalExitCode,
+  terminateStopsStuckWorkers,
+} from "./platform.ts";
 import { listenEntry, listenUrl, serveHere } from "./serve.ts";
 
 /** Messages from the parent to a worker. */
@@ -44,13 +52,6 @@ const MAX_BACKOFF_MS = 5000;
  * report its server closed before stopping it (one blocked, or gone).
  */
 const CLOSE_MARGIN_MS = 5000;
-/**
- * Deno's `Worker.terminate()` does not stop an isolate stuck in a loop (in
- * 2.9 it runs on, and keeps its listener): such a worker can be replaced but
- * not removed, and only a restart of the server frees its share of the port.
- */
-const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-
 /** How often the parent pings its workers, at most. */
 const PING_MS = 1000;
 
@@ -139,7 +140,10 @@ class WorkerHandle {
     } else if (now - this.#pingedAt > limitMs) {
       this.#died(
         `no answer for ${limitMs / 1000} s: it exited, or its event loop is blocked` +
-          (IS_DENO ? "; a blocked one goes on holding its share of the port on Deno" : ""),
+          // Replaced, but not removed: only a restart frees its share of the port.
+          (terminateStopsStuckWorkers()
+            ? ""
+            : "; a blocked one goes on holding its share of the port on this runtime"),
       );
     }
   }
