@@ -8,7 +8,7 @@
  */
 import type { Addr, ListenSpec } from "./runtime/types.ts";
 import { consoleLogger, type Logger, warnOnce } from "./logger.ts";
-import { isAuthority } from "./parser.ts";
+import { DEFAULT_MAX_REQUEST_HEADERS, isAuthority } from "./parser.ts";
 
 export type { Logger } from "./logger.ts";
 export type { ListenSpec } from "./runtime/types.ts";
@@ -197,7 +197,7 @@ export const DEFAULTS: Readonly<
   channelTimeout: 120,
   logSocketErrors: true,
   maxRequestHeaderSize: 262144,
-  maxRequestHeaders: 100,
+  maxRequestHeaders: DEFAULT_MAX_REQUEST_HEADERS,
   maxRequestBodySize: 1073741824,
   exposeTracebacks: false,
   recvBytes: 8192,

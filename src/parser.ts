@@ -106,6 +106,8 @@ export const MAX_TARGET_LENGTH = 16384;
  * held per connection bounded.
  */
 export const MAX_CHUNK_LINE_LENGTH = 4096;
+/** `maxRequestHeaders` when not given (Apache's `LimitRequestFields`). */
+export const DEFAULT_MAX_REQUEST_HEADERS = 100;
 /**
  * A chunk line's bytes beyond this (a 16-digit size and its CRLF) are
  * extensions, or whitespace before them. Together they may take up at most
@@ -689,7 +691,7 @@ export class RequestParser {
   constructor(limits: ParserLimits) {
     this.maxHead = limits.maxRequestHeaderSize;
     this.maxBody = limits.maxRequestBodySize;
-    this.maxFields = limits.maxRequestHeaders ?? 100;
+    this.maxFields = limits.maxRequestHeaders ?? DEFAULT_MAX_REQUEST_HEADERS;
   }
 
   /** Hands bytes to the parser (they are not parsed until next() is called). */
