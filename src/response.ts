@@ -90,12 +90,18 @@ export function inspectHeaders(fields: string[]): HeadFacts {
  * text, and the head is written one byte per character.
  */
 export function isFieldText(text: string): boolean {
+  // Responses repeat their values (often the very same string): one check each.
+  if (text === lastFieldText) return true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
   }
+  lastFieldText = text;
   return true;
 }
+
+/** The last value `isFieldText` passed. */
+let lastFieldText = "";
 
 /** Parses a Content-Length the app gave: 1*DIGIT, else -1 (ignored). */
 function parseLength(value: string): number {
