@@ -465,16 +465,20 @@ class Head implements RequestHead {
   proxyHeaders: boolean;
   /** Holds the head's bytes; the parser never writes below its read position, so they stay as parsed. */
   readonly #buf: Uint8Array;
+  /** Where the head starts in `#buf`. */
+  readonly #base: number;
   /**
-   * Offsets into `#buf`: target start/end, authority start/end (absolute-form
+   * Offsets from `#base`: target start/end, authority start/end (absolute-form
    * authority or Host value; start -1 when neither), head start/end, then
    * (from index FIELDS) per field line the name start/end and value start/end.
+   * Never written after the head is made: a repeated head shares it.
    */
   readonly #at: number[];
   readonly #absolute: boolean;
   #target: string | undefined;
   #authority: string | undefined;
   #path: string | undefined;
+  #fields: string | undefined;
   #headers: Array<[string, string]> | undefined;
 
   constructor(
@@ -486,6 +490,7 @@ class Head implements RequestHead {
     expectContinue: boolean,
     proxyHeaders: boolean,
     buf: Uint8Array,
+    base: number,
     at: number[],
     absolute: boolean,
   ) {
@@ -497,18 +502,48 @@ class Head implements RequestHead {
     this.expectContinue = expectContinue;
     this.proxyHeaders = proxyHeaders;
     this.#buf = buf;
+    this.#base = base;
     this.#at = at;
     this.#absolute = absolute;
     this.#target = undefined;
     this.#authority = undefined;
     this.#path = undefined;
+    this.#fields = undefined;
     this.#headers = undefined;
+  }
+
+  /**
+   * The same head again, read from the same bytes at `base` in `buf`: the
+   * facts, the offsets and the strings decoded so far are shared (strings
+   * cannot change), the header list is not (the app's `Headers` may be
+   * made on it, and change it).
+   */
+  repeatedAt(buf: Uint8Array, base: number): Head {
+    const head = new Head(
+      this.method,
+      this.version,
+      this.bodyKind,
+      this.contentLength,
+      this.keepAlive,
+      this.expectContinue,
+      this.proxyHeaders,
+      buf,
+      base,
+      this.#at,
+      this.#absolute,
+    );
+    head.#target = this.#target;
+    head.#authority = this.#authority;
+    head.#path = this.#path;
+    head.#fields = this.#fields;
+    return head;
   }
 
   /** The raw request-target as sent (latin-1 decoded, byte-exact). */
   get target(): string {
     if (this.#target === undefined) {
-      this.#target = cachedLatin1(targetCache, this.#buf, this.#at[0], this.#at[1]);
+      const base = this.#base;
+      this.#target = cachedLatin1(targetCache, this.#buf, base + this.#at[0], base + this.#at[1]);
     }
     return this.#target;
   }
@@ -517,7 +552,10 @@ class Head implements RequestHead {
   get authority(): string {
     if (this.#authority === undefined) {
       const at = this.#at;
-      this.#authority = at[2] < 0 ? "" : cachedLatin1(authorityCache, this.#buf, at[2], at[3]);
+      const base = this.#base;
+      this.#authority = at[2] < 0
+        ? ""
+        : cachedLatin1(authorityCache, this.#buf, base + at[2], base + at[3]);
     }
     return this.#authority;
   }
@@ -528,8 +566,8 @@ class Head implements RequestHead {
       if (!this.#absolute) {
         this.#path = this.target;
       } else {
-        const ps = this.#at[3];
-        const pe = this.#at[1];
+        const ps = this.#base + this.#at[3];
+        const pe = this.#base + this.#at[1];
         const b = this.#buf;
         this.#path = ps === pe
           ? "/"
@@ -546,7 +584,11 @@ class Head implements RequestHead {
    * texts give equal `headers`. Cheap when a client repeats its fields.
    */
   get fields(): string {
-    return cachedLatin1(fieldsCache, this.#buf, this.#at[4], this.#at[5]);
+    if (this.#fields === undefined) {
+      const base = this.#base;
+      this.#fields = cachedLatin1(fieldsCache, this.#buf, base + this.#at[4], base + this.#at[5]);
+    }
+    return this.#fields;
   }
 
   /** Field lines in order: [name as sent, value with OWS trimmed]. */
@@ -571,12 +613,13 @@ class Head implements RequestHead {
   /** Value of the field named `lowerName` (ASCII case-insensitive); repeated lines joined with ", ". */
   get(lowerName: string): string | undefined {
     const b = this.#buf;
+    const base = this.#base;
     const f = this.#at;
     const n = lowerName.length;
     let out: string | undefined;
     for (let k = FIELDS; k < f.length; k += 4) {
-      const s = f[k];
-      if (f[k + 1] - s !== n) continue;
+      const s = base + f[k];
+      if (base + f[k + 1] - s !== n) continue;
       let j = 0;
       for (; j < n; j++) {
         let c = b[s + j];
@@ -586,7 +629,7 @@ class Head implements RequestHead {
         if (c !== d) break;
       }
       if (j !== n) continue;
-      const v = latin1(b, f[k + 2], f[k + 3]);
+      const v = latin1(b, base + f[k + 2], base + f[k + 3]);
       out = out === undefined ? v : out + ", " + v;
     }
     return out;
@@ -597,6 +640,20 @@ class Head implements RequestHead {
 // The parser
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The last bodiless head parsed (by any parser), where its bytes lie, and
+ * how many field lines it has. Clients repeat their requests (a load
+ * balancer's health check, a poll, a benchmark): a head whose bytes are the
+ * same is the same head, and is not parsed again. It keeps one buffer alive.
+ */
+let lastHead: Head | null = null;
+let lastBuf: Uint8Array = EMPTY;
+let lastBase = 0;
+/** 0 while there is none: no head is shorter than its request line. */
+let lastLength = 0;
+let lastFieldCount = 0;
+
 const END_EVENT: ParseEvent = Object.freeze({ kind: "end" }) as ParseEvent;
 
 // Phases
@@ -873,6 +930,13 @@ export class RequestParser {
       const b = this.buf;
       const end = b.length;
       let base = this.pos;
+      if (
+        lastLength > 0 && lastLength <= end - base && this.lineRel === 0 && !this.waitLF &&
+        this.skipped === 0
+      ) {
+        const head = this.repeatedHead(b, base);
+        if (head !== null) return head;
+      }
       // An LF at index >= limitEnd would make the head longer than allowed.
       let limitEnd = base + this.maxHead - this.skipped;
       if (this.waitLF) {
@@ -931,6 +995,26 @@ export class RequestParser {
       }
       if (!this.pull(limitEnd - end)) return null;
     }
+  }
+
+  /**
+   * The head at `base` when its bytes are those of the last bodiless head
+   * parsed (see `lastHead`), else null. Those bytes passed every check, and
+   * the outcome depends on nothing else, but for the limits: this parser's
+   * may be lower than the one that parsed them.
+   */
+  private repeatedHead(b: Uint8Array, base: number): ParseEvent | null {
+    const n = lastLength;
+    if (n > this.maxHead || lastFieldCount > this.maxFields) return null;
+    const known = lastBuf;
+    const k = lastBase;
+    for (let i = 0; i < n; i++) {
+      if (b[base + i] !== known[k + i]) return null;
+    }
+    const head = lastHead!.repeatedAt(b, base);
+    this.pos = base + n;
+    this.phase = P_END;
+    return { kind: "head", head };
   }
 
   private lineError(status: number, detail: string): number {
@@ -1269,23 +1353,23 @@ export class RequestParser {
 
     const nf = this.nFields * 4;
     const at: number[] = new Array(FIELDS + nf);
-    at[0] = base + this.tStart;
-    at[1] = base + this.tEnd;
+    at[0] = this.tStart;
+    at[1] = this.tEnd;
     const absolute = this.aStart >= 0;
     if (absolute) {
-      at[2] = base + this.aStart;
-      at[3] = base + this.aEnd;
+      at[2] = this.aStart;
+      at[3] = this.aEnd;
     } else if (this.hostCount > 0) {
-      at[2] = base + this.hostStart;
-      at[3] = base + this.hostEnd;
+      at[2] = this.hostStart;
+      at[3] = this.hostEnd;
     } else {
       at[2] = -1;
       at[3] = -1;
     }
-    at[4] = base;
-    at[5] = headEnd;
+    at[4] = 0;
+    at[5] = headEnd - base;
     const f = this.fields;
-    for (let k = 0; k < nf; k++) at[FIELDS + k] = base + f[k];
+    for (let k = 0; k < nf; k++) at[FIELDS + k] = f[k];
     const hasBody = bodyKind === "chunked" || contentLength > 0;
     const head = new Head(
       methodString(b, base + this.mStart, base + this.mEnd),
@@ -1296,9 +1380,17 @@ export class RequestParser {
       minor === 1 && hasBody && this.expect100,
       this.proxyHeaders,
       b,
+      base,
       at,
       absolute,
     );
+    if (!hasBody) {
+      lastHead = head;
+      lastBuf = b;
+      lastBase = base;
+      lastLength = headEnd - base;
+      lastFieldCount = this.nFields;
+    }
 
     this.pos = headEnd;
     this.resetHead();

@@ -875,3 +875,93 @@ test("target, Host and fields decode right when they change between requests (th
     sent.map(([, host], i) => `Host=${host};X-A=${i % 2 ? "1" : "2".repeat(i)}`),
   );
 });
+
+describe("a head repeated byte for byte (read again from the last one's results)", () => {
+  const H =
+    "GET /r?q=1 HTTP/1.1\r\nHost: rep.test:81\r\nX-A: 1\r\nx-a: 2\r\nConnection: close\r\n\r\n";
+  const facts = (h: RequestHead) => ({
+    method: h.method,
+    target: h.target,
+    path: h.path,
+    authority: h.authority,
+    version: h.version,
+    fields: h.fields,
+    headers: h.headers.map(([n, v]) => [n, v]),
+    xa: h.get("x-a"),
+    bodyKind: h.bodyKind,
+    keepAlive: h.keepAlive,
+    proxyHeaders: h.proxyHeaders,
+  });
+
+  test("is the same head as the first, with a header list of its own", () => {
+    const p = new RequestParser(LIMITS);
+    const next = () => {
+      p.push(bytes(H));
+      const event = p.next();
+      assert.equal(event?.kind, "head");
+      assert.equal(p.next()?.kind, "end");
+      return (event as { head: RequestHead }).head;
+    };
+    const first = next();
+    const want = facts(first); // its strings decoded before the next head is made
+    assert.deepEqual(want.headers, [["Host", "rep.test:81"], ["X-A", "1"], ["x-a", "2"], [
+      "Connection",
+      "close",
+    ]]);
+    assert.equal(want.xa, "1, 2");
+    assert.equal(want.keepAlive, false);
+    const second = next();
+    const third = next();
+    assert.deepEqual(facts(third), want);
+    assert.deepEqual(facts(second), want);
+    // A Headers made on one list (Deno's lazy Request) may change it: the next is unaffected.
+    assert.notEqual(second.headers, first.headers);
+    first.headers[1][1] = "changed";
+    first.headers.push(["X-Added", "1"]);
+    assert.deepEqual(next().headers, want.headers);
+  });
+
+  test("is held to the limits of the parser that reads it", () => {
+    head(H); // the last head parsed, under the default limits
+    const size = { ...LIMITS, maxRequestHeaderSize: H.length - 1 };
+    assert.equal(status(H, size), 431);
+    const fewer = { ...LIMITS, maxRequestHeaders: 3 };
+    assert.equal(status(H, fewer), 431);
+    assert.equal(head(H, { ...LIMITS, maxRequestHeaderSize: H.length }).target, "/r?q=1");
+  });
+
+  test("is read as usual when cut across pushes, after empty lines, or changed in one byte", () => {
+    const want = facts(head(H));
+    for (let cut = 1; cut < H.length; cut += 7) {
+      const p = new RequestParser(LIMITS);
+      p.push(bytes(H.slice(0, cut)));
+      const early = p.next();
+      if (early !== null) assert.fail(`event before the head was whole, cut at ${cut}`);
+      p.push(bytes(H.slice(cut)));
+      const event = p.next();
+      assert.equal(event?.kind, "head");
+      assert.deepEqual(facts((event as { head: RequestHead }).head), want);
+    }
+    assert.deepEqual(facts(head("\r\n" + H)), want);
+    assert.equal(head(H.replace("/r?q=1", "/r?q=2")).target, "/r?q=2");
+    assert.equal(status(H.replace("X-A: 1", "X-A:\x001")), 400);
+  });
+
+  test("only bodiless heads are remembered: a head with a body is parsed, with its body", () => {
+    const post = "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    const kinds = (input: string) =>
+      events(input).map((e) => e.kind === "body" ? `body:${text(e.data)}` : e.kind);
+    assert.deepEqual(kinds(post + post), ["head", "body:abc", "end", "head", "body:abc", "end"]);
+    const zero = "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    assert.deepEqual(kinds(zero + zero + post), [
+      "head",
+      "end",
+      "head",
+      "end",
+      "head",
+      "body:abc",
+      "end",
+    ]);
+    assert.equal(head(zero).bodyKind, "length");
+  });
+});
