@@ -22,6 +22,9 @@
  * - Body bytes are handed out as views of the pushed chunks. Bytes are copied
  *   only when a head, a chunk line or a trailer line straddles pushes, and
  *   then at most the bytes that line may still need.
+ * - A head whose bytes are those of the last bodiless head parsed is that
+ *   head again (see `lastHead`): clients repeat their requests, and the same
+ *   bytes pass the same checks.
  * @module
  */
 
