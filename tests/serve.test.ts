@@ -250,6 +250,32 @@ describe("serve: pipelining and lookahead", () => {
     );
   });
 
+  test("identical pipelined requests each get their own Request: what the app changes in one shows in no other", async () => {
+    // The parser reads a head equal to the last one as a repeat, and Bun's
+    // Request is a copy of a template: neither may share the header list.
+    const seen: string[] = [];
+    await withServer(
+      (req) => {
+        seen.push(`${req.headers.get("x-a")} ${req.headers.get("x-added")} ${req.url}`);
+        req.headers.set("x-a", "changed");
+        req.headers.append("x-added", "1");
+        return new Response(req.headers.get("x-a"));
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        const one = "GET /same?q=1 HTTP/1.1\r\nHost: x\r\nX-A: original\r\n\r\n";
+        c.send(one.repeat(6));
+        const rs = await c.responses(6, 10000);
+        assert.deepEqual(rs.map((r) => r.body), Array(6).fill("changed"));
+        c.send(one.repeat(2));
+        await c.responses(8, 10000);
+        assert.deepEqual(seen, Array(8).fill("original null http://x/same?q=1"));
+        c.close();
+      },
+    );
+  });
+
   test("large in-memory bodies to a client that reads late arrive whole; the app's bytes stay intact", async () => {
     // Bodies the server holds alone are freed once sent (Bun): what is freed
     // must never be something still queued, or the app's own buffer.
