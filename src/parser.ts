@@ -456,7 +456,7 @@ export function isAuthority(text: string): boolean {
  * apps read few headers), then cached.
  */
 /** Index of the first field-line offset in a head's offset array. */
-const FIELDS = 6;
+const FIELDS = 5;
 
 class Head implements RequestHead {
   method: string;
@@ -472,7 +472,7 @@ class Head implements RequestHead {
   readonly #base: number;
   /**
    * Offsets from `#base`: target start/end, authority start/end (absolute-form
-   * authority or Host value; start -1 when neither), head start/end, then
+   * authority or Host value; start -1 when neither), the head's length, then
    * (from index FIELDS) per field line the name start/end and value start/end.
    * Never written after the head is made: a repeated head shares it.
    */
@@ -589,7 +589,7 @@ class Head implements RequestHead {
   get fields(): string {
     if (this.#fields === undefined) {
       const base = this.#base;
-      this.#fields = cachedLatin1(fieldsCache, this.#buf, base + this.#at[4], base + this.#at[5]);
+      this.#fields = cachedLatin1(fieldsCache, this.#buf, base, base + this.#at[4]);
     }
     return this.#fields;
   }
@@ -599,14 +599,13 @@ class Head implements RequestHead {
     if (this.#headers !== undefined) return this.#headers;
     const at = this.#at;
     // One decode of the whole head, then slices: far cheaper than one
-    // decode per name and value.
-    const hs = at[4];
+    // decode per name and value. The offsets are the text's indexes.
     const all = this.fields;
     const out: Array<[string, string]> = new Array((at.length - FIELDS) >> 2);
     for (let k = FIELDS; k < at.length; k += 4) {
       out[(k - FIELDS) >> 2] = [
-        all.slice(at[k] - hs, at[k + 1] - hs),
-        all.slice(at[k + 2] - hs, at[k + 3] - hs),
+        all.slice(at[k], at[k + 1]),
+        all.slice(at[k + 2], at[k + 3]),
       ];
     }
     this.#headers = out;
@@ -1369,8 +1368,7 @@ export class RequestParser {
       at[2] = -1;
       at[3] = -1;
     }
-    at[4] = 0;
-    at[5] = headEnd - base;
+    at[4] = headEnd - base;
     const f = this.fields;
     for (let k = 0; k < nf; k++) at[FIELDS + k] = f[k];
     const hasBody = bodyKind === "chunked" || contentLength > 0;
