@@ -674,6 +674,10 @@ export class Task {
       this.host.write(encodeHead(spec));
       return this.#cancel(reader);
     }
+    if (reader === null && framing === "length" && (first ? first.byteLength : 0) === length) {
+      // A whole body of the announced length: nothing to count or end.
+      return writeWithHead(this.host, spec, first ?? EMPTY);
+    }
     const out = new BodyOut(this.host, spec);
     const more = out.emit(first ?? EMPTY, true);
     if (more && next !== null) {
@@ -796,13 +800,8 @@ class BodyOut {
       host.write(withHead ? encodeHead(spec, prefix) : prefix);
       host.write(data);
       this.#inChunk = true;
-    } else if (withHead && data.byteLength >= SMALL_LIMIT) {
-      // Large: written as it is after the head (a second write beats
-      // copying it); small ones, shared scratch views included, are copied.
-      host.write(encodeHead(spec));
-      host.write(data);
     } else if (withHead) {
-      host.write(encodeHead(spec, data));
+      writeWithHead(host, spec, data);
     } else if (data.byteLength > 0) {
       host.write(data);
     }
@@ -815,6 +814,18 @@ class BodyOut {
       this.host.write(this.#inChunk ? CRLF_LAST_CHUNK : LAST_CHUNK);
     }
     return !(this.spec.framing === "length" && this.sent < this.spec.length);
+  }
+}
+
+/** Writes the head that `spec` describes, then `data`. */
+function writeWithHead(host: ExchangeHost, spec: HeadSpec, data: Uint8Array): void {
+  if (data.byteLength >= SMALL_LIMIT) {
+    // Large: written as it is after the head (a second write beats copying
+    // it); small ones, shared scratch views included, are copied.
+    host.write(encodeHead(spec));
+    host.write(data);
+  } else {
+    host.write(encodeHead(spec, data));
   }
 }
 
