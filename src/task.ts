@@ -526,6 +526,16 @@ export class Task {
       response.body?.cancel().catch(() => {});
       return;
     }
+    if (response.status < 200) {
+      // Deno and Bun make a 101 Response (for their own upgrades), but sent
+      // here it would tell the client the protocol switched while HTTP goes
+      // on: a client then hangs or misreads the connection.
+      response.body?.cancel().catch(() => {});
+      return this.#badResponse(
+        `The app returned status ${response.status}, which is not a final response (this server does not switch protocols)`,
+        head,
+      );
+    }
     // The fields first: Bun fills in the content type of a Blob, form data
     // or URLSearchParams body only while the body is unread.
     const facts = inspectHeaders(responseFields(response));
@@ -621,7 +631,7 @@ export class Task {
     const single = next === null;
     const status = response.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 205 ||
-      status === 304 || status < 200;
+      status === 304;
     let framing: Framing;
     let length = facts.appLength;
     if (bodiless) {
@@ -631,7 +641,7 @@ export class Task {
       if (length < 0 && single && head.method === "HEAD" && (first || response.body !== null)) {
         length = first ? first.byteLength : 0;
       }
-      if (status === 204 || status < 200) length = -1;
+      if (status === 204) length = -1;
       // 205 has no content, and says so (RFC 9110 §15.3.6), also to HEAD.
       if (status === 205) length = 0;
     } else if (length >= 0) {
@@ -876,6 +886,30 @@ function errorText(error: unknown): string {
 }
 
 /**
+ * `list` with its Cookie field lines joined into the first by "; " (as
+ * HTTP/2 asks of a server that passes them on, RFC 9113 §8.2.3), or `list`
+ * itself when it has fewer than two. Bun's and Node's `Headers` join them so;
+ * Deno's would join them with ", ", inside a cookie value.
+ */
+function joinedCookies(list: Array<[string, string]>): Array<[string, string]> {
+  let cookies = 0;
+  for (let i = 0; i < list.length; i++) if (isCookie(list[i][0])) cookies++;
+  if (cookies < 2) return list;
+  const out: Array<[string, string]> = [];
+  let first: [string, string] | null = null;
+  for (const [name, value] of list) {
+    if (!isCookie(name)) out.push([name, value]);
+    else if (first === null) out.push(first = [name, value]);
+    else first[1] += "; " + value;
+  }
+  return out;
+}
+
+function isCookie(name: string): boolean {
+  return name.length === 6 && name.toLowerCase() === "cookie";
+}
+
+/**
  * What the app's Request is built from: one object per request, its header
  * list and field text read from the head only when the builder asks.
  */
@@ -894,7 +928,7 @@ class HeadParts implements RequestParts {
   }
 
   headers(): Array<[string, string]> {
-    return this.view ? this.view.headers : this.head.headers;
+    return joinedCookies(this.view ? this.view.headers : this.head.headers);
   }
 
   fields(): string | null {

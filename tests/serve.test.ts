@@ -205,6 +205,25 @@ describe("serve: basics", () => {
     });
   });
 
+  test("repeated Cookie lines reach the app joined by '; ', on every runtime", async () => {
+    const app = (req: Request) =>
+      Response.json({ get: req.headers.get("cookie"), all: [...req.headers] });
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send(
+        "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nX-A: 1\r\ncookie: b=2; c=3\r\n\r\n" +
+          "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1, b=2\r\n\r\n",
+      );
+      const [two, one] = await c.responses(2);
+      c.close();
+      assert.deepEqual(JSON.parse(two.body), {
+        get: "a=1; b=2; c=3",
+        all: [["cookie", "a=1; b=2; c=3"], ["host", "x"], ["x-a", "1"]],
+      });
+      assert.equal(JSON.parse(one.body).get, "a=1, b=2"); // one line: as sent
+    });
+  });
+
   test("HTTP/1.0 keep-alive is honoured", async () => {
     await withServer(hello, {}, async (port) => {
       const c = await RawClient.connect(port);
@@ -658,6 +677,21 @@ describe("serve: response framing", () => {
         c.close();
       },
     );
+  });
+
+  test("a 101 from the app is not sent: 500, and the connection closes", async () => {
+    // Deno and Bun make a 101 Response, Node's constructor throws: 500 either way.
+    const logger = recordingLogger();
+    await withServer(() => new Response(null, { status: 101 }), { logger }, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET /up HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+      await c.closedByServer();
+      const rs = parseResponses(c.received);
+      assert.deepEqual(rs.map((r) => r.status), [500]);
+      assert.doesNotMatch(c.text, /HTTP\/1\.1 101/);
+      assert.ok(logger.lines.some((line) => line.startsWith("error:")), logger.lines.join("\n"));
+      c.close();
+    });
   });
 
   test("204 and 304 have no body and no chunked framing", async () => {
