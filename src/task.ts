@@ -851,11 +851,20 @@ function ownBytes(data: Uint8Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Resolves whether `promise` settles within a few microtask turns (a body already complete). */
+/**
+ * How many microtask turns a read may take and still count as ready. A
+ * stream piped through a TransformStream (an identity one, TextEncoderStream,
+ * CompressionStream) or a FormData body needs up to ~10 on Bun or Deno
+ * before its end is known: with 6, the same app's body got a Content-Length
+ * on one runtime and chunked framing on the other.
+ */
+const SETTLE_TURNS = 16;
+
+/** Resolves whether `promise` settles within `SETTLE_TURNS` microtask turns (a body already complete). */
 async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
   promise.then(() => (settled = true), () => (settled = true));
-  for (let i = 0; i < 6 && !settled; i++) await null;
+  for (let i = 0; i < SETTLE_TURNS && !settled; i++) await null;
   return settled;
 }
 
