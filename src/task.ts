@@ -4,7 +4,7 @@
  * for. Sans-IO: it talks to its connection only through `ExchangeHost`.
  * @module
  */
-import type { Adjustments } from "./adjustments.ts";
+import { type Adjustments, isIPv4, isIPv6 } from "./adjustments.ts";
 import type { ParseError, RequestHead } from "./parser.ts";
 import { applyProxyHeaders, type ProxyView } from "./proxy_headers.ts";
 import {
@@ -44,6 +44,20 @@ export interface RequestInfo {
   pathInfo: string;
   /** Aborted when the client goes away before the response is done. */
   signal: AbortSignal;
+  /**
+   * `remoteAddr` in the shape of Bun's `server.requestIP()`, or null when it
+   * is not an IP address (a unix socket). Apps written for `Bun.serve` find
+   * the client this way (Hono's `getConnInfo` from `hono/bun` calls it on
+   * the fetch handler's second argument); the request argument is ignored.
+   */
+  requestIP(request?: Request): RequestIP | null;
+}
+
+/** What `RequestInfo.requestIP()` gives, as Bun's `SocketAddress`. */
+export interface RequestIP {
+  address: string;
+  family: "IPv4" | "IPv6";
+  port: number;
 }
 
 /**
@@ -65,6 +79,14 @@ class Info implements RequestInfo {
 
   get signal(): AbortSignal {
     return this.#task.signal;
+  }
+
+  requestIP(_request?: Request): RequestIP | null {
+    const { hostname, port } = this.remoteAddr;
+    if (hostname === undefined || port === undefined) return null;
+    if (isIPv4(hostname)) return { address: hostname, family: "IPv4", port };
+    if (isIPv6(hostname)) return { address: hostname, family: "IPv6", port };
+    return null;
   }
 }
 

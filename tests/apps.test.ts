@@ -4,6 +4,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { stream, streamSSE } from "hono/streaming";
+// The adapters themselves (their index modules read Bun or Deno globals at load).
+import { getConnInfo as bunConnInfo } from "../node_modules/hono/dist/adapter/bun/conninfo.js";
+import { getConnInfo as denoConnInfo } from "../node_modules/hono/dist/adapter/deno/conninfo.js";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
 function honoApp(): Hono {
@@ -65,6 +68,26 @@ describe("apps behind the server", () => {
         rs[5].headers.filter(([k]) => k === "set-cookie").map(([, v]) => v),
         ["a=1", "b=2"],
       );
+    });
+  });
+
+  test("Hono's getConnInfo for Bun and for Deno both find the client, on every runtime", async () => {
+    const app = new Hono();
+    app.get("/bun", (c) => c.json(bunConnInfo(c).remote));
+    app.get("/deno", (c) => c.json(denoConnInfo(c).remote));
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET /bun HTTP/1.1\r\nHost: x\r\n\r\nGET /deno HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [bun, deno] = await c.responses(2);
+      c.close();
+      const remote = JSON.parse(bun.body);
+      assert.deepEqual(remote, { address: "127.0.0.1", addressType: "IPv4", port: remote.port });
+      assert.ok(remote.port > 0);
+      assert.deepEqual(JSON.parse(deno.body), {
+        address: "127.0.0.1",
+        port: remote.port,
+        transport: "tcp",
+      });
     });
   });
 
