@@ -207,13 +207,14 @@ function parseXForwarded(
     parsed.trusted |= FOR;
     if (present & FOR) {
       const raw = valueOf(headers, FOR)!;
+      // Only the last `count` entries were written by trusted proxies: what
+      // the client put before them is neither read nor passed on (waitress
+      // parses it all, so a client's stray quote there was its own 400).
+      const kept = lastRaw(raw, count);
       try {
-        const hops: string[] = [];
-        for (const part of raw.split(",")) {
-          hops.push(bracketBareIPv6(undquote(part.trim())));
-        }
-        parsed.client = hops[Math.max(0, hops.length - count)];
-        parsed.rewrites.set(FOR, lastRaw(raw, count).join(",").trim());
+        parsed.client = bracketBareIPv6(undquote(kept[0].trim()));
+        for (let i = 1; i < kept.length; i++) undquote(kept[i].trim());
+        parsed.rewrites.set(FOR, kept.join(",").trim());
       } catch (error) {
         throw new Malformed("X-Forwarded-For", (error as Error).message, raw);
       }
@@ -223,11 +224,12 @@ function parseXForwarded(
     parsed.trusted |= HOST;
     if (present & HOST) {
       const raw = valueOf(headers, HOST)!;
+      const kept = lastRaw(raw, count); // as for X-Forwarded-For
       try {
-        const hosts = raw.split(",").map((part) => undquote(part.trim()));
-        parsed.host = hosts[Math.max(0, hosts.length - count)];
+        parsed.host = undquote(kept[0].trim());
+        for (let i = 1; i < kept.length; i++) undquote(kept[i].trim());
         parsed.hostHeader = "X-Forwarded-Host";
-        parsed.rewrites.set(HOST, lastRaw(raw, count).join(",").trim());
+        parsed.rewrites.set(HOST, kept.join(",").trim());
       } catch (error) {
         throw new Malformed("X-Forwarded-Host", (error as Error).message, raw);
       }

@@ -213,6 +213,29 @@ describe("X-Forwarded-* (waitress's worked examples)", () => {
     assert.equal(header(out, "x-forwarded-for"), "2.2.2.2, 3.3.3.3");
   });
 
+  test("what the client wrote before the trusted entries is not read: its broken quoting is no 400", () => {
+    const cfg = config({
+      trustedProxy: "*",
+      trustedProxyHeaders: "x-forwarded-for x-forwarded-host",
+    });
+    // nginx's $proxy_add_x_forwarded_for appends its entry to what the client sent.
+    const out = apply(
+      cfg,
+      view([["X-Forwarded-For", '"x, 203.0.113.5'], ["X-Forwarded-Host", 'a"b, public.example']]),
+    );
+    assert.equal(out.remoteAddr.hostname, "203.0.113.5");
+    assert.equal(header(out, "x-forwarded-for"), "203.0.113.5");
+    assert.equal(header(out, "host"), "public.example");
+    // Within the trusted entries it is still malformed.
+    const two = config({ ...XFF_PROTO, trustedProxyCount: 2 });
+    assert.deepEqual(
+      applyProxyHeaders(two, view([["X-Forwarded-For", '"x, 203.0.113.5']]), recorder()),
+      {
+        error: 'Header "X-Forwarded-For" malformed.',
+      },
+    );
+  });
+
   test("a count larger than the chain uses the first hop", () => {
     const out = apply(
       config({ ...XFF_PROTO, trustedProxyCount: 5 }),
