@@ -55,8 +55,11 @@ export interface RequestInfo {
 
 /** What `RequestInfo.requestIP()` gives, as Bun's `SocketAddress`. */
 export interface RequestIP {
+  /** The IP address (no brackets for IPv6). */
   address: string;
+  /** Which IP version the address is. */
   family: "IPv4" | "IPv6";
+  /** The TCP port. */
   port: number;
 }
 
