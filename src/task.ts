@@ -59,7 +59,7 @@ export interface RequestIP {
   address: string;
   /** Which IP version the address is. */
   family: "IPv4" | "IPv6";
-  /** The TCP port. */
+  /** The TCP port; 0 when a proxy header named the client without one. */
   port: number;
 }
 
@@ -85,8 +85,8 @@ class Info implements RequestInfo {
   }
 
   requestIP(_request?: Request): RequestIP | null {
-    const { hostname, port } = this.remoteAddr;
-    if (hostname === undefined || port === undefined) return null;
+    const { hostname, port = 0 } = this.remoteAddr;
+    if (hostname === undefined) return null;
     if (isIPv4(hostname)) return { address: hostname, family: "IPv4", port };
     if (isIPv6(hostname)) return { address: hostname, family: "IPv6", port };
     return null;

@@ -33,6 +33,7 @@ function echo(request: Request, info: RequestInfo): Response {
     host: request.headers.get("host"),
     scheme: info.scheme,
     remote: info.remoteAddr,
+    ip: info.requestIP(),
     proxyHeaders,
   });
 }
@@ -172,6 +173,8 @@ describe("behind a forwarding proxy on loopback", () => {
     try {
       const seen = JSON.parse((await request(front, "/"))[1]);
       assert.equal(seen.remote.hostname, "198.51.100.4");
+      // Bun's requestIP() shape, as Hono's getConnInfo for Bun reads it; no port was named.
+      assert.deepEqual(seen.ip, { address: "198.51.100.4", family: "IPv4", port: 0 });
       assert.equal(seen.proxyHeaders["x-forwarded-for"], "198.51.100.4");
     } finally {
       await front.close();
@@ -193,6 +196,7 @@ describe("behind a forwarding proxy on loopback", () => {
     try {
       const seen = JSON.parse((await request(front, "/v1"))[1]);
       assert.deepEqual(seen.remote, { transport: "tcp", hostname: "2001:db8::1", port: 4711 });
+      assert.deepEqual(seen.ip, { address: "2001:db8::1", family: "IPv6", port: 4711 });
       assert.equal(seen.url, "https://api.example:8443/v1");
       assert.equal(seen.scheme, "https");
     } finally {
@@ -294,6 +298,9 @@ describe("unix socket peers", () => {
       const seen = JSON.parse(body);
       assert.deepEqual(seen.remote, { transport: "tcp", hostname: "192.0.2.44" });
       assert.equal(seen.scheme, "https");
+      // The unix peer itself, without a proxy header, has no IP address.
+      const [, direct] = await request({ path }, "/u", "");
+      assert.equal(JSON.parse(direct).ip, null);
     } finally {
       await server.close();
     }
