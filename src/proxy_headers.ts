@@ -65,8 +65,8 @@ const DISPLAY: Array<[number, string]> = [
   [FORWARDED, "Forwarded"],
 ];
 
-/** `name` equals the lower-case ASCII `lower`, ignoring ASCII case. */
-function equalsLower(name: string, lower: string): boolean {
+/** `name` (as long as `lower`) equals the lower-case ASCII `lower`, ignoring ASCII case. */
+export function equalsLower(name: string, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
     let c = name.charCodeAt(i);
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
@@ -207,14 +207,9 @@ function parseXForwarded(
     parsed.trusted |= FOR;
     if (present & FOR) {
       const raw = valueOf(headers, FOR)!;
-      // Only the last `count` entries were written by trusted proxies: what
-      // the client put before them is neither read nor passed on (waitress
-      // parses it all, so a client's stray quote there was its own 400).
-      const kept = lastRaw(raw, count);
       try {
-        parsed.client = bracketBareIPv6(undquote(kept[0].trim()));
-        for (let i = 1; i < kept.length; i++) undquote(kept[i].trim());
-        parsed.rewrites.set(FOR, kept.join(",").trim());
+        parsed.client = bracketBareIPv6(firstTrusted(raw, count));
+        parsed.rewrites.set(FOR, lastRaw(raw, count).join(",").trim());
       } catch (error) {
         throw new Malformed("X-Forwarded-For", (error as Error).message, raw);
       }
@@ -224,12 +219,10 @@ function parseXForwarded(
     parsed.trusted |= HOST;
     if (present & HOST) {
       const raw = valueOf(headers, HOST)!;
-      const kept = lastRaw(raw, count); // as for X-Forwarded-For
       try {
-        parsed.host = undquote(kept[0].trim());
-        for (let i = 1; i < kept.length; i++) undquote(kept[i].trim());
+        parsed.host = firstTrusted(raw, count);
         parsed.hostHeader = "X-Forwarded-Host";
-        parsed.rewrites.set(HOST, kept.join(",").trim());
+        parsed.rewrites.set(HOST, lastRaw(raw, count).join(",").trim());
       } catch (error) {
         throw new Malformed("X-Forwarded-Host", (error as Error).message, raw);
       }
@@ -252,6 +245,18 @@ function parseXForwarded(
   }
   // Kept for the app, never used by the server (as in waitress).
   if (trusted.has("x-forwarded-by")) parsed.trusted |= BY;
+}
+
+/**
+ * The first of the last `count` entries of a list header, unquoted: the
+ * one the outermost trusted proxy wrote. Only those entries are checked (a
+ * malformed one throws); what the client put before them is not read
+ * (waitress parses it all, so a client's stray quote there was its own 400).
+ */
+function firstTrusted(raw: string, count: number): string {
+  const kept = lastRaw(raw, count);
+  for (let i = 1; i < kept.length; i++) undquote(kept[i].trim());
+  return undquote(kept[0].trim());
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { type Adjustments, isIPv4, isIPv6 } from "./adjustments.ts";
 import type { ParseError, RequestHead } from "./parser.ts";
-import { applyProxyHeaders, type ProxyView } from "./proxy_headers.ts";
+import { applyProxyHeaders, equalsLower, type ProxyView } from "./proxy_headers.ts";
 import {
   chunkPrefix,
   CRLF_LAST_CHUNK,
@@ -940,7 +940,7 @@ function joinedCookies(list: Array<[string, string]>): Array<[string, string]> {
 }
 
 function isCookie(name: string): boolean {
-  return name.length === 6 && name.toLowerCase() === "cookie";
+  return name.length === 6 && equalsLower(name, "cookie");
 }
 
 /**
