@@ -72,7 +72,10 @@ export interface RequestHead {
   target: string;
   /** HTTP/1.2 and later 1.x minors are served as "1.1". */
   version: "1.0" | "1.1";
-  /** Field lines in order: [name as sent, value with OWS trimmed]. Trailers are never here. */
+  /**
+   * Field lines in order: [name as sent, value with OWS trimmed]. Trailers are
+   * never here. A new list at each read: its reader may change it.
+   */
   headers: Array<[string, string]>;
   /** The field lines as sent (latin-1): equal texts give equal `headers`. */
   fields: string;
@@ -449,23 +452,24 @@ export function isAuthority(text: string): boolean {
 // ---------------------------------------------------------------------------
 // The head
 
+/** Index of the first field-line offset in a head's offset array. */
+const FIELDS = 5;
+
 /**
  * The `RequestHead` the parser produces. Only the method and the derived
  * facts are computed while parsing; the strings of the target, the authority
  * and the field lines are decoded from the head's bytes on first use (most
- * apps read few headers), then cached.
+ * apps read few headers), then cached. Nothing else changes once it is made:
+ * a repeated head is given out again, to any connection.
  */
-/** Index of the first field-line offset in a head's offset array. */
-const FIELDS = 5;
-
 class Head implements RequestHead {
-  method: string;
-  version: "1.0" | "1.1";
-  bodyKind: "none" | "length" | "chunked";
-  contentLength: number;
-  keepAlive: boolean;
-  expectContinue: boolean;
-  proxyHeaders: boolean;
+  readonly method: string;
+  readonly version: "1.0" | "1.1";
+  readonly bodyKind: "none" | "length" | "chunked";
+  readonly contentLength: number;
+  readonly keepAlive: boolean;
+  readonly expectContinue: boolean;
+  readonly proxyHeaders: boolean;
   /** Holds the head's bytes; the parser never writes below its read position, so they stay as parsed. */
   readonly #buf: Uint8Array;
   /** Where the head starts in `#buf`. */
@@ -482,7 +486,6 @@ class Head implements RequestHead {
   #authority: string | undefined;
   #path: string | undefined;
   #fields: string | undefined;
-  #headers: Array<[string, string]> | undefined;
 
   constructor(
     method: string,
@@ -512,34 +515,6 @@ class Head implements RequestHead {
     this.#authority = undefined;
     this.#path = undefined;
     this.#fields = undefined;
-    this.#headers = undefined;
-  }
-
-  /**
-   * The same head again, read from the same bytes at `base` in `buf`: the
-   * facts, the offsets and the strings decoded so far are shared (strings
-   * cannot change), the header list is not (the app's `Headers` may be
-   * made on it, and change it).
-   */
-  repeatedAt(buf: Uint8Array, base: number): Head {
-    const head = new Head(
-      this.method,
-      this.version,
-      this.bodyKind,
-      this.contentLength,
-      this.keepAlive,
-      this.expectContinue,
-      this.proxyHeaders,
-      buf,
-      base,
-      this.#at,
-      this.#absolute,
-    );
-    head.#target = this.#target;
-    head.#authority = this.#authority;
-    head.#path = this.#path;
-    head.#fields = this.#fields;
-    return head;
   }
 
   /** The raw request-target as sent (latin-1 decoded, byte-exact). */
@@ -594,9 +569,12 @@ class Head implements RequestHead {
     return this.#fields;
   }
 
-  /** Field lines in order: [name as sent, value with OWS trimmed]. */
+  /**
+   * Field lines in order: [name as sent, value with OWS trimmed]. Not kept:
+   * a repeated head is this very object, and the list given to one request
+   * (which its `Headers` may be made on, and change) is not the next one's.
+   */
   get headers(): Array<[string, string]> {
-    if (this.#headers !== undefined) return this.#headers;
     const at = this.#at;
     // One decode of the whole head, then slices: far cheaper than one
     // decode per name and value. The offsets are the text's indexes.
@@ -608,7 +586,6 @@ class Head implements RequestHead {
         all.slice(at[k + 2], at[k + 3]),
       ];
     }
-    this.#headers = out;
     return out;
   }
 
@@ -1042,10 +1019,11 @@ export class RequestParser {
       const done = words.length * 4;
       if (!sameBytes(b, base + done, known, k + done, n - done)) return null;
     }
-    const head = lastHead!.repeatedAt(b, base);
+    // The same bytes make the same head: the last one is given again (all it
+    // keeps are the strings decoded from those bytes, and the buffer they lie in).
     this.pos = base + n;
     this.phase = P_END;
-    return { kind: "head", head };
+    return { kind: "head", head: lastHead! };
   }
 
   private lineError(status: number, detail: string): number {

@@ -30,57 +30,77 @@ function isHopByHop(name: string): boolean {
 /** How the body of a response is delimited on the wire. */
 export type Framing = "length" | "chunked" | "close" | "none";
 
-/** What the header block says about the response. */
+/** What the header block says about the response (shared by equal lists: never changed). */
 export interface HeadFacts {
   /** The app's valid `Content-Length`, or -1. */
-  appLength: number;
+  readonly appLength: number;
   /** The app sent `Connection: close`. */
-  appClose: boolean;
+  readonly appClose: boolean;
   /** The app set `Date`. */
-  hasDate: boolean;
+  readonly hasDate: boolean;
   /** The app set `Server`. */
-  hasServer: boolean;
+  readonly hasServer: boolean;
   /** Fields to send (`name, value, …`), hop-by-hop and framing removed. */
-  fields: string[];
+  readonly fields: readonly string[];
   /** The name of a field whose value cannot be sent (see `isFieldText`), or null. */
-  invalid: string | null;
+  readonly invalid: string | null;
 }
+
+/**
+ * The last list inspected and its facts: an app's responses mostly carry
+ * the same fields (none at all, or the same content type), and comparing
+ * them costs less than reading them again.
+ */
+let lastFields: string[] = [];
+let lastFacts: HeadFacts | null = null;
 
 /**
  * Reads a Response's fields once (a flat `name, value, …` list with
  * lower-case names, as `responseFields` gives it): what to send and what
- * they imply.
+ * they imply. Equal lists give the same facts.
  */
 export function inspectHeaders(fields: string[]): HeadFacts {
-  const facts: HeadFacts = {
-    appLength: -1,
-    appClose: false,
-    hasDate: false,
-    hasServer: false,
-    fields,
-    invalid: null,
-  };
+  if (lastFacts !== null && sameStrings(fields, lastFields)) return lastFacts;
+  let appLength = -1;
+  let appClose = false;
+  let hasDate = false;
+  let hasServer = false;
+  let invalid: string | null = null;
   let kept: string[] | null = null;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];
-    if (facts.invalid === null && !isFieldText(value)) facts.invalid = name;
+    if (invalid === null && !isFieldText(value)) invalid = name;
     let send = false;
     if (isHopByHop(name)) {
-      if (name === "connection" && hasToken(value, "close")) facts.appClose = true;
+      if (name === "connection" && hasToken(value, "close")) appClose = true;
     } else if (name === "content-length") {
-      facts.appLength = parseLength(value); // the server writes it itself, once
+      appLength = parseLength(value); // the server writes it itself, once
     } else {
-      if (name === "date") facts.hasDate = true;
-      else if (name === "server") facts.hasServer = true;
+      if (name === "date") hasDate = true;
+      else if (name === "server") hasServer = true;
       send = true;
     }
     // Most responses drop nothing: their list is sent as it is.
     if (!send && kept === null) kept = fields.slice(0, i);
     else if (send && kept !== null) kept.push(name, value);
   }
-  if (kept !== null) facts.fields = kept;
-  return facts;
+  lastFields = fields;
+  return lastFacts = {
+    appLength,
+    appClose,
+    hasDate,
+    hasServer,
+    fields: kept ?? fields,
+    invalid,
+  };
+}
+
+/** Whether two lists hold the same strings in the same order. */
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -188,16 +208,14 @@ function sameAsLast(spec: HeadSpec, date: string): boolean {
     spec.length !== last.length || spec.close !== last.close ||
     spec.framing !== last.framing || spec.statusText !== last.statusText ||
     spec.version !== last.version || spec.keepAlive10 !== last.keepAlive10 ||
-    spec.ident !== last.ident || spec.facts.hasDate !== last.facts.hasDate ||
-    spec.facts.hasServer !== last.facts.hasServer
+    spec.ident !== last.ident
   ) {
     return false;
   }
-  const a = spec.facts.fields;
-  const b = last.facts.fields;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  const a = spec.facts;
+  const b = last.facts;
+  return a === b ||
+    (a.hasDate === b.hasDate && a.hasServer === b.hasServer && sameStrings(a.fields, b.fields));
 }
 
 /** Bodies up to this many bytes are compared to the last one (see `lastWhole`). */

@@ -131,3 +131,28 @@ test("inspectHeaders drops hop-by-hop and framing fields and reports what they s
   assert.equal(inspectHeaders(plain).fields, plain, "nothing dropped: the list itself");
   assert.equal(inspectHeaders(["content-length", "1x"]).appLength, -1);
 });
+
+test("inspectHeaders gives equal lists the same facts, and a list that differs its own", () => {
+  const list = () => ["content-type", "text/html", "connection", "close"];
+  const first = inspectHeaders(list());
+  assert.equal(inspectHeaders(list()), first, "equal strings: the same facts");
+  assert.deepEqual(first.fields, ["content-type", "text/html"]);
+  assert.equal(first.appClose, true);
+  const changed = [
+    ["content-type", "text/html", "connection", "keep-alive"],
+    ["content-type", "text/html", "Connection", "close"],
+    ["content-type", "text/html", "connection", "close", "date", "d"],
+    ["content-type", "text/html", "content-length", "close"],
+  ];
+  for (const fields of changed) {
+    const facts = inspectHeaders(fields);
+    assert.notEqual(facts, first);
+    inspectHeaders(list());
+  }
+  assert.equal(inspectHeaders(changed[0]).appClose, false);
+  assert.equal(inspectHeaders(changed[2]).hasDate, true);
+  assert.equal(inspectHeaders(changed[3]).appLength, -1);
+  assert.equal(inspectHeaders(["x", "a\nb"]).invalid, "x");
+  assert.equal(inspectHeaders(["x", "a\nb"]).invalid, "x", "still invalid when repeated");
+  assert.equal(inspectHeaders(["x", "ab"]).invalid, null);
+});
