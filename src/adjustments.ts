@@ -100,7 +100,7 @@ export interface Options {
   outbufOverflow?: number;
   /** Aborting it closes the server gracefully. */
   signal?: AbortSignal;
-  /** Called once per listener when it is bound, with the bound address. */
+  /** Called once per listener with its bound address, once every listener is bound (none if one fails). */
   onListen?: (addr: Addr) => void;
   /** Turns an exception thrown by the app into a response (default: a 500 page). */
   onError?: ErrorHook;

@@ -76,8 +76,10 @@ class HttpServer implements Server, ChannelOwner {
       for (const spec of this.adj.listen) {
         const listener = await runtime.listen({ ...spec, recvBytes: this.adj.recvBytes });
         this.#listeners.push(listener);
-        this.adj.onListen?.(listener.addr);
       }
+      // Only once every address is bound: a caller that prints "Serving on"
+      // (the CLI) must not announce a listener that a later failure closes.
+      for (const listener of this.#listeners) this.adj.onListen?.(listener.addr);
     } catch (error) {
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
       this.#listeners = [];

@@ -108,6 +108,20 @@ describe("server: listeners and lifecycle", () => {
     });
   });
 
+  test("onListen is called only once every address is bound: none when a later one is in use", async () => {
+    await withServer(() => new Response("x"), {}, async (port) => {
+      const listened: Addr[] = [];
+      const second = createServer(() => new Response("y"), {
+        listen: ["127.0.0.1:0", `127.0.0.1:${port}`],
+        onListen: (addr) => listened.push(addr),
+        logger: recordingLogger(),
+      });
+      await assert.rejects(second.ready, (e: Error) => e.message.includes(`127.0.0.1:${port}`));
+      await second.finished;
+      assert.deepEqual(listened, []);
+    });
+  });
+
   test("the signal option closes the server", async () => {
     const controller = new AbortController();
     const server = createServer(() => new Response("x"), {
