@@ -15,12 +15,33 @@ export interface Logger {
   error(...args: unknown[]): void;
 }
 
-/** The default logger: the runtime's console (info to stdout, warn/error to stderr). */
+/**
+ * The default logger: the runtime's console (info to stdout, warn/error to
+ * stderr), errors written as their stack text so that every runtime logs
+ * them alike (Bun's console would print lines of the source around them).
+ */
 export const consoleLogger: Logger = {
-  info: (...args: unknown[]): void => console.info(...args),
-  warn: (...args: unknown[]): void => console.warn(...args),
-  error: (...args: unknown[]): void => console.error(...args),
+  info: (...args: unknown[]): void => console.info(...args.map(asText)),
+  warn: (...args: unknown[]): void => console.warn(...args.map(asText)),
+  error: (...args: unknown[]): void => console.error(...args.map(asText)),
 };
+
+/** An Error as its stack (or `name: message`), with its causes; anything else as it is. */
+export function asText(value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  let text = "";
+  let error: unknown = value;
+  // A cause chain is short; the bound only guards against a cycle.
+  for (let depth = 0; error instanceof Error && depth < 8; depth++) {
+    const stack = typeof error.stack === "string" && error.stack !== ""
+      ? error.stack
+      : `${error.name}: ${error.message}`;
+    text += depth === 0 ? stack : "\nCaused by " + stack;
+    error = error.cause;
+  }
+  if (error !== undefined && !(error instanceof Error)) text += "\nCaused by " + String(error);
+  return text;
+}
 
 // Keyed by logger object so that a test passing its own logger sees its own
 // warnings, while the shared console logger warns once per process.
