@@ -19,14 +19,27 @@ export function cwd(): string {
   return process.cwd();
 }
 
+// A closed pipe or a full disk behind stdout or stderr is no reason to stop
+// serving: write errors are dropped (Deno threw them at the first line).
+process.stdout.on("error", () => {});
+process.stderr.on("error", () => {});
+
 /** Writes one line to standard output. */
 export function out(line: string): void {
-  process.stdout.write(line + "\n");
+  writeLine(process.stdout, line);
 }
 
 /** Writes one line to standard error. */
 export function err(line: string): void {
-  process.stderr.write(line + "\n");
+  writeLine(process.stderr, line);
+}
+
+function writeLine(stream: NodeJS.WritableStream, line: string): void {
+  try {
+    stream.write(line + "\n", () => {});
+  } catch {
+    // Not writable (see above).
+  }
 }
 
 /** Ends the process with `code`. */

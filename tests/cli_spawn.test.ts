@@ -258,7 +258,31 @@ describe("CLI: commands that exit at once", () => {
       await new Promise((resolve) => blocker.close(resolve));
     }
   });
+
+  test("the second of two addresses in use: no Serving on line for the first, exit 1", async () => {
+    const blocker: NetServer = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const args = ["--listen=127.0.0.1:0", `--listen=127.0.0.1:${port}`, FIXTURE];
+      const { code, stdout, stderr } = await run(args);
+      assert.equal(code, 1);
+      assert.equal(stdout, "");
+      assert.match(oneLine(stderr), /in use/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
 });
+
+/** A port that was free a moment ago (the kernel does not hand it out again at once). */
+async function freePort(): Promise<number> {
+  const probe: NetServer = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
 
 describe("CLI: serving", () => {
   test("serves the default export, prints where, SIGTERM exits 0", async () => {
@@ -270,6 +294,15 @@ describe("CLI: serving", () => {
     const json = JSON.parse(body);
     assert.equal(json.which, "default");
     assert.equal(json.url, "http://example.test/hello?x=1");
+    cli.signal("SIGTERM");
+    assert.deepEqual(await cli.exit(), { code: 0, signal: null });
+  });
+
+  test("stdout closed by its reader: the server keeps serving and stops on SIGTERM", async () => {
+    const port = await freePort();
+    const cli = new Cli([`--listen=127.0.0.1:${port}`, FIXTURE]);
+    cli.child.stdout!.destroy(); // its "Serving on" line meets a closed pipe
+    assert.ok(await servedUntil(port, () => true), `not served; stderr: ${cli.stderr}`);
     cli.signal("SIGTERM");
     assert.deepEqual(await cli.exit(), { code: 0, signal: null });
   });
