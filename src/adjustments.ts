@@ -585,6 +585,13 @@ function hostAddresses(host: string, families: Families, what: string, raw: unkn
     return out;
   }
   if (isIPv4(host)) {
+    if (!families.ipv4 && raw === undefined) {
+      throw new RangeError(
+        `${what} defaults to ${
+          show(host)
+        }, an IPv4 address, but ipv4 is false: give ${what} "::" or "*", or listen addresses`,
+      );
+    }
     if (!families.ipv4) {
       throw new RangeError(`${what} names an IPv4 address but ipv4 is false, got ${show(raw)}`);
     }

@@ -222,6 +222,11 @@ describe("listen", () => {
       /listen must be a string or an array/,
     ],
     ["v4 with ipv4 false", { host: "127.0.0.1", ipv4: false }, /IPv4 address but ipv4 is false/],
+    [
+      "the default host with ipv4 false",
+      { ipv4: false },
+      /host defaults to "0\.0\.0\.0", an IPv4 address, but ipv4 is false: give host "::" or "\*"/,
+    ],
     ["v6 with ipv6 false", { listen: "[::1]:1", ipv6: false }, /IPv6 address but ipv6 is false/],
     ["both families off", { ipv4: false, ipv6: false }, /ipv4 and ipv6 may not both be false/],
     ["empty unix path", { listen: "unix:" }, /unix:/],

@@ -243,6 +243,10 @@ describe("help and messages", () => {
       '--listen names an IPv4 address but --no-ipv4 is given, got "127.0.0.1:80"',
     );
     assert.equal(
+      flagify('host defaults to "0.0.0.0", an IPv4 address, but ipv4 is false: give host "::"'),
+      '--host defaults to "0.0.0.0", an IPv4 address, but --no-ipv4 is given: give host "::"',
+    );
+    assert.equal(
       flagify("ipv4 and ipv6 may not both be false"),
       "--no-ipv4 and --no-ipv6 may not both be given",
     );
