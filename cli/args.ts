@@ -217,6 +217,16 @@ export function flagify(message: string): string {
   });
 }
 
+/**
+ * `message` with option names written as flags when it is about an option
+ * (its first word names one, as the server's warnings about options do);
+ * any other line, which may quote what a client sent, as it is.
+ */
+export function flagifyOptionLine(message: string): string {
+  const first = /^[a-z][A-Za-z0-9]*/.exec(message)?.[0];
+  return first !== undefined && first in STRING_OPTIONS ? flagify(message) : message;
+}
+
 function parseThreads(flag: string, value: string): number {
   const trimmed = value.trim();
   if (!/^[0-9]+$/.test(trimmed) || Number(trimmed) < 1 || Number(trimmed) > 1024) {

@@ -3,4 +3,4 @@
  * @module
  */
 export { createServer } from "@waitress/core";
-export type { Addr, App, Options, Server } from "@waitress/core";
+export type { Addr, App, Logger, Options, Server } from "@waitress/core";

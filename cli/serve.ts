@@ -3,8 +3,16 @@
  * on SIGINT/SIGTERM (a second signal exits at once).
  * @module
  */
-import { type Addr, createServer, type Options, type Server } from "./core.ts";
-import { CliError } from "./args.ts";
+import {
+  type Addr,
+  type App,
+  createServer,
+  type Logger,
+  type Options,
+  type Server,
+} from "./core.ts";
+import { CliError, flagify, flagifyOptionLine } from "./args.ts";
+import { resolveOptions } from "./options.ts";
 import { loadApp } from "./app.ts";
 import { err, exit, onStopSignal, out, signalExitCode } from "./platform.ts";
 
@@ -21,6 +29,22 @@ export function listenEntry(addr: Addr): string {
   const host = addr.hostname ?? "";
   return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
 }
+
+/** The server's default log, for `cliLogger`. */
+const serverLog = resolveOptions({}).logger;
+
+/**
+ * The server's log on the command line: its warnings about options name the
+ * flags that set them (`--send-bytes is a waitress tuning option …`).
+ */
+export const cliLogger: Logger = {
+  info: (...args: unknown[]) => serverLog.info(...args),
+  warn: (...args: unknown[]) =>
+    serverLog.warn(
+      ...(typeof args[0] === "string" ? [flagifyOptionLine(args[0]), ...args.slice(1)] : args),
+    ),
+  error: (...args: unknown[]) => serverLog.error(...args),
+};
 
 /** The message of an error, first line only (errors are reported on one line). */
 export function oneLine(error: unknown): string {
@@ -44,28 +68,38 @@ export async function serveHere(
   cwd: string,
   gracefulTimeout: number,
 ): Promise<number> {
-  let server: Server;
+  let server: Server | undefined;
+  let stopping = false;
+  // From the start: a signal while the app loads or the server binds ends
+  // the start-up (nothing is served yet) instead of killing the process.
+  onStopSignal((signal) => {
+    if (stopping) exit(signalExitCode(signal));
+    stopping = true;
+    err(`${signal}: closing gracefully (send it again to exit at once)`);
+    if (server === undefined) exit(0);
+    server.close(closeOptions(gracefulTimeout)).catch((error) =>
+      err(`Error while closing: ${oneLine(error)}`)
+    );
+  });
+  let app: App;
   try {
-    const app = await loadApp(spec, { call, cwd });
+    app = await loadApp(spec, { call, cwd });
+  } catch (error) {
+    err(`Error: ${error instanceof CliError ? error.message : oneLine(error)}`);
+    return 1;
+  }
+  try {
     server = createServer(app, {
+      logger: cliLogger,
       ...options,
       onListen: (addr) => out(`Serving on ${listenUrl(addr)}`),
     });
     await server.ready;
   } catch (error) {
-    if (!(error instanceof CliError)) err(`Error: ${oneLine(error)}`);
-    else err(`Error: ${error.message}`);
+    // A bind error may name an option (reusePort): as its flag here.
+    err(`Error: ${flagify(oneLine(error))}`);
     return 1;
   }
-  let stopping = false;
-  onStopSignal((signal) => {
-    if (stopping) exit(signalExitCode(signal));
-    stopping = true;
-    err(`${signal}: closing gracefully (send it again to exit at once)`);
-    server.close(closeOptions(gracefulTimeout)).catch((error) =>
-      err(`Error while closing: ${oneLine(error)}`)
-    );
-  });
   await server.run();
   return 0;
 }

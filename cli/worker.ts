@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "./core.ts";
 import { loadApp } from "./app.ts";
-import { closeOptions, oneLine } from "./serve.ts";
+import { cliLogger, closeOptions, oneLine } from "./serve.ts";
 import type { ToParent, ToWorker } from "./workers.ts";
 
 interface WorkerScope {
@@ -21,7 +21,7 @@ let closeRequested: { timeout?: number } | null = null;
 async function start(message: Extract<ToWorker, { type: "start" }>): Promise<void> {
   try {
     const app = await loadApp(message.app, { call: message.call, cwd: message.cwd });
-    server = createServer(app, { ...message.options, reusePort: true });
+    server = createServer(app, { logger: cliLogger, ...message.options, reusePort: true });
     await server.ready;
   } catch (error) {
     scope.postMessage({ type: "failed", message: oneLine(error) });

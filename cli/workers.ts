@@ -251,6 +251,38 @@ export async function runWorkers(
     }
   };
 
+  // From the start: a signal while workers are still starting stops them too
+  // (one already serving finishes its requests), and ends the start-up.
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  onStopSignal((signal) => {
+    if (shuttingDown) exit(signalExitCode(signal));
+    shuttingDown = true;
+    err(`${signal}: closing ${live.size} workers gracefully (send it again to exit at once)`);
+    const handles = [...live];
+    const close: ToWorker = { type: "close", gracefulTimeout };
+    for (const handle of handles) {
+      // One still loading its app holds no connection: stopped at once.
+      if (handle.serving) handle.worker.postMessage(close);
+      else handle.stop("stopped while loading the app");
+    }
+    const finish = () => {
+      clearInterval(pings);
+      clearTimeout(deadline);
+      for (const handle of handles) handle.terminate();
+      resolveDone(0);
+    };
+    // Past the graceful timeout, a worker that has not closed is stopped
+    // (with --worker-timeout 0 nothing else would notice one gone).
+    const deadline = gracefulTimeout > 0
+      ? setTimeout(() => {
+        err(`workers still open ${gracefulTimeout} s after ${signal}: stopping them`);
+        finish();
+      }, gracefulTimeout * 1000 + CLOSE_MARGIN_MS)
+      : undefined;
+    Promise.all(handles.map((handle) => handle.closed)).then(finish);
+  });
+
   // The first worker binds what was asked for; the rest bind what it got
   // (the real port, when port 0 was asked for).
   const first = new WorkerHandle(nextId++, shared, onDeath);
@@ -259,12 +291,14 @@ export async function runWorkers(
   try {
     addrs = await first.ready;
   } catch (error) {
+    if (shuttingDown) return await done;
     shuttingDown = true;
     clearInterval(pings);
     first.terminate();
     err(`Error: ${(error as Error).message}`);
     return 1;
   }
+  if (shuttingDown) return await done;
   const { host: _h, port: _p, listen: _l, unixSocket: _u, ...rest } = options;
   shared = {
     app,
@@ -281,43 +315,17 @@ export async function runWorkers(
   try {
     await Promise.all(others.map((handle) => handle.ready));
   } catch (error) {
+    if (shuttingDown) return await done;
     shuttingDown = true;
     clearInterval(pings);
     for (const handle of live) handle.terminate();
     err(`Error: ${(error as Error).message}`);
     return 1;
   }
+  if (shuttingDown) return await done;
   started = true;
   for (const addr of addrs) out(`Serving on ${listenUrl(addr)}`);
   err(`${threads} workers sharing the port`);
 
-  return await new Promise<number>((resolve) => {
-    onStopSignal((signal) => {
-      if (shuttingDown) exit(signalExitCode(signal));
-      shuttingDown = true;
-      err(`${signal}: closing ${live.size} workers gracefully (send it again to exit at once)`);
-      const handles = [...live];
-      const close: ToWorker = { type: "close", gracefulTimeout };
-      for (const handle of handles) {
-        // One still loading its app holds no connection: stopped at once.
-        if (handle.serving) handle.worker.postMessage(close);
-        else handle.stop("stopped while loading the app");
-      }
-      const finish = () => {
-        clearInterval(pings);
-        clearTimeout(deadline);
-        for (const handle of handles) handle.terminate();
-        resolve(0);
-      };
-      // Past the graceful timeout, a worker that has not closed is stopped
-      // (with --worker-timeout 0 nothing else would notice one gone).
-      const deadline = gracefulTimeout > 0
-        ? setTimeout(() => {
-          err(`workers still open ${gracefulTimeout} s after ${signal}: stopping them`);
-          finish();
-        }, gracefulTimeout * 1000 + CLOSE_MARGIN_MS)
-        : undefined;
-      Promise.all(handles.map((handle) => handle.closed)).then(finish);
-    });
-  });
+  return await done;
 }

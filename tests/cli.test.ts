@@ -7,6 +7,7 @@ import {
   allFlags,
   CliError,
   flagify,
+  flagifyOptionLine,
   flagOf,
   helpText,
   parseArgs,
@@ -246,6 +247,20 @@ describe("help and messages", () => {
       flagify('host defaults to "0.0.0.0", an IPv4 address, but ipv4 is false: give host "::"'),
       '--host defaults to "0.0.0.0", an IPv4 address, but --no-ipv4 is given: give host "::"',
     );
+    // The server's warnings about options; other log lines stay as they are.
+    assert.equal(
+      flagifyOptionLine("sendBytes is a waitress tuning option with no meaning here; ignored"),
+      "--send-bytes is a waitress tuning option with no meaning here; ignored",
+    );
+    assert.equal(
+      flagifyOptionLine("trustedProxy is set without trustedProxyHeaders: set trustedProxyHeaders"),
+      "--trusted-proxy is set without --trusted-proxy-headers: set --trusted-proxy-headers",
+    );
+    for (
+      const line of ["Exception while serving GET /maxRequestBodySize", "Socket error on ::1", ""]
+    ) {
+      assert.equal(flagifyOptionLine(line), line);
+    }
     assert.equal(
       flagify("ipv4 and ipv6 may not both be false"),
       "--no-ipv4 and --no-ipv6 may not both be given",

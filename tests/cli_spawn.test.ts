@@ -371,6 +371,15 @@ describe("CLI: serving", () => {
     assert.equal(code, 130);
   });
 
+  test("the server's warnings about options name the flags given", async () => {
+    const cli = new Cli(["--host=127.0.0.1", "--port=0", "--send-bytes=1", FIXTURE]);
+    await cli.port();
+    await cli.waitFor(/tuning option/);
+    assert.match(cli.stderr, /^--send-bytes is a waitress tuning option with no meaning here/m);
+    cli.signal("SIGTERM");
+    assert.equal((await cli.exit()).code, 0);
+  });
+
   test("trusted proxy flags rewrite the client and scheme; untrusted headers are dropped", async () => {
     const cli = new Cli([
       "--host=127.0.0.1",
@@ -393,6 +402,42 @@ describe("CLI: serving", () => {
     assert.equal(status, 400);
     cli.signal("SIGTERM");
     assert.equal((await cli.exit()).code, 0);
+  });
+
+  test("a signal while the app loads ends the start-up: exit 0", async () => {
+    process.env.WAITRESS_TEST_SLOW_MS = "5000";
+    const cli = new Cli(["--host=127.0.0.1", "--port=0", "tests/fixtures/cli_slow_load.ts"]);
+    delete process.env.WAITRESS_TEST_SLOW_MS;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    cli.signal("SIGTERM");
+    assert.deepEqual(await cli.exit(3000), { code: 0, signal: null });
+    assert.match(cli.stderr, /SIGTERM: closing gracefully/);
+    assert.equal(cli.stdout, "");
+  });
+
+  test("--threads 2: a signal while one worker serves and one loads lets its request finish", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "waitress-cli-"));
+    try {
+      const port = await freePort();
+      process.env.WAITRESS_TEST_SLOW_MS = "5000";
+      process.env.WAITRESS_TEST_COUNT = join(dir, "loads");
+      const cli = new Cli([
+        "--threads=2",
+        `--listen=127.0.0.1:${port}`,
+        "tests/fixtures/cli_slow_load.ts",
+      ]);
+      delete process.env.WAITRESS_TEST_SLOW_MS;
+      delete process.env.WAITRESS_TEST_COUNT;
+      assert.ok(await servedUntil(port, () => true), `not served; stderr: ${cli.stderr}`);
+      const slow = get(port, "/slow");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      cli.signal("SIGTERM");
+      assert.deepEqual(await slow, [200, "done"]);
+      assert.deepEqual(await cli.exit(), { code: 0, signal: null });
+      assert.match(cli.stderr, /SIGTERM: closing 2 workers gracefully/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("--threads 2: workers share the port and a dead one is replaced", async () => {
