@@ -312,8 +312,9 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   /**
    * Closes the connection when it breaks a time rule: idle too long, a head
-   * not complete within `channelTimeout`, a body slower than `MIN_BODY_RATE`,
-   * or a client that stopped reading. Called by the server's timer.
+   * not complete within `channelTimeout`, a body that the app waits for with
+   * no bytes for `channelTimeout` or slower than `MIN_BODY_RATE`, or a client
+   * that stopped reading. Called by the server's timer.
    */
   checkTimeouts(now: number): void {
     if (this.#is(CLOSED)) return;
@@ -327,7 +328,11 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
     const reading = this.#reading;
     if (reading?.pullPending && reading.bodyWaitSince !== 0) {
-      const waited = reading.bodyWaitMs + (now - reading.bodyWaitSince);
+      // Since the last body bytes (or the start of the wait): a body that
+      // came in a burst and then stopped is not saved by its average rate.
+      const stalled = now - reading.bodyWaitSince;
+      if (stalled > limit) return this.#timedOut("no request body bytes within channelTimeout");
+      const waited = reading.bodyWaitMs + stalled;
       if (waited > limit && (reading.bodyBytes * 1000) / waited < MIN_BODY_RATE) {
         return this.#timedOut("request body slower than the minimum rate");
       }

@@ -756,13 +756,15 @@ export class RequestParser {
     this.queued += chunk.length;
   }
 
-  /** "idle": no bytes of a new request buffered; "head": a head is partly received; "body": reading a body; "error". */
+  /**
+   * "idle": no bytes of a new request buffered (nor empty lines before it,
+   * which start its head's clock too); "head": a head is partly received;
+   * "body": reading a body; "error".
+   */
   get state(): "idle" | "head" | "body" | "error" {
     switch (this.phase) {
       case P_HEAD:
-        return !this.gotRequestLine && this.pos === this.buf.length && this.queued === 0
-          ? "idle"
-          : "head";
+        return this.atRest ? "idle" : "head";
       case P_ERROR:
         return "error";
       default:

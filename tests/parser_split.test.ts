@@ -180,7 +180,7 @@ test("three-way splits give the same events", () => {
 
 test("expected outcomes of the split cases", () => {
   const get = (name: string) => run([bytes(CASES.find((c) => c[0] === name)![1])]);
-  assert.match(get("lone CRLF"), /^state idle 0$/);
+  assert.match(get("lone CRLF"), /^state head 0$/);
   assert.match(get("error past limit is 431"), /^error 431/);
   assert.match(get("error line without LF"), /^state head/);
   assert.match(get("head exactly at limit"), /^head/);

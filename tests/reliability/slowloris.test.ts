@@ -148,3 +148,67 @@ test(`a body slower than MIN_BODY_RATE (${MIN_BODY_RATE} B/s) is cut off; a fast
     },
   );
 });
+
+test("empty lines trickled before a request are timed like a slow head", async () => {
+  const TIMEOUT = 1;
+  const CHECK = 0.2;
+  await withServer(() => new Response("x"), {
+    channelTimeout: TIMEOUT,
+    cleanupInterval: CHECK,
+    logger: recordingLogger(),
+  }, async (port) => {
+    // On a fresh connection, and after a keep-alive response.
+    const fresh = await timedClient(port);
+    const reused = await timedClient(port);
+    reused.c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.equal((await reused.c.responses(1))[0].status, 200);
+    const start = Date.now();
+    const trickle = async ({ c }: { c: RawClient }) => {
+      while (!c.ended && Date.now() - start < 6000) {
+        c.send("\r\n"); // each byte is activity: only the head clock can end this
+        await sleep(200);
+      }
+    };
+    const sending = [trickle(fresh), trickle(reused)];
+    await waitFor(
+      () => fresh.closedAt() > 0 && reused.closedAt() > 0,
+      (TIMEOUT + CHECK) * 1000 + 1500,
+      "both trickling connections closed",
+    );
+    await Promise.all(sending);
+    for (const s of [fresh, reused]) {
+      const held = s.closedAt() - start;
+      s.c.close();
+      assert.ok(held >= TIMEOUT * 1000 - 20, `closed after ${held} ms`);
+    }
+  });
+});
+
+test("a body that comes in a burst and then stops is closed channelTimeout after its last bytes", async () => {
+  const TIMEOUT = 1;
+  const CHECK = 0.2;
+  let failed = 0;
+  await withServer(
+    async (request) => {
+      try {
+        return new Response(String((await request.arrayBuffer()).byteLength));
+      } catch (error) {
+        failed++;
+        throw error;
+      }
+    },
+    { channelTimeout: TIMEOUT, cleanupInterval: CHECK, logger: recordingLogger() },
+    async (port) => {
+      const s = await timedClient(port);
+      // 64 KB at once would keep the average above MIN_BODY_RATE for a minute.
+      s.c.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+      s.c.send("b".repeat(64_000));
+      const sentAt = Date.now();
+      await waitFor(() => s.closedAt() > 0, (TIMEOUT + CHECK) * 1000 + 1500, "stalled body closed");
+      const held = s.closedAt() - sentAt;
+      s.c.close();
+      assert.ok(held >= TIMEOUT * 1000 - 20, `closed after ${held} ms`);
+      await waitFor(() => failed === 1, 2000, "the app's body read failed");
+    },
+  );
+});
