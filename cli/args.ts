@@ -240,7 +240,9 @@ function parseSeconds(flag: string, value: string, zero: string): number {
   const trimmed = value.trim();
   if (!/^[0-9]+$/.test(trimmed) || Number(trimmed) > 86400) {
     throw new CliError(
-      `${flag} must be a number of seconds from 0 (${zero}) to 86400, got ${JSON.stringify(value)}`,
+      `${flag} must be a whole number of seconds from 0 (${zero}) to 86400, got ${
+        JSON.stringify(value)
+      }`,
     );
   }
   return Number(trimmed);

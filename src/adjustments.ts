@@ -993,7 +993,9 @@ function fromString(name: string, kind: StringKind, value: string): unknown {
       return parsed;
     }
     case "int": {
-      if (!/^[0-9]+$/.test(trimmed)) throw stringError(name, "an integer >= 0", value);
+      // Only the form here: the range, which is the option's own, is checked
+      // (and named) with the other options, for "-1" as for -1.
+      if (!/^-?[0-9]+$/.test(trimmed)) throw stringError(name, "an integer", value);
       return Number(trimmed);
     }
     case "limit": {

@@ -30,7 +30,8 @@ export interface Server {
   run(): Promise<void>;
   /**
    * Stops accepting, lets in-flight requests finish (up to `timeout` ms,
-   * default unlimited), closes idle connections, then closes everything left.
+   * default unlimited; a timeout that is not a number >= 0 throws a
+   * RangeError), closes idle connections, then closes everything left.
    */
   close(options?: { timeout?: number }): Promise<void>;
   /** Resolves once the server and all its connections are closed. */
@@ -111,7 +112,10 @@ class HttpServer implements Server, ChannelOwner {
       });
     });
     const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
-    this.#maintenance = setInterval(() => this.#maintain(), interval * 1000);
+    this.#maintenance = setInterval(
+      () => this.#maintain(),
+      Math.min(interval * 1000, MAX_TIMER_MS),
+    );
     return this.finished;
   }
 
@@ -160,17 +164,25 @@ class HttpServer implements Server, ChannelOwner {
   }
 
   close(options?: { timeout?: number }): Promise<void> {
+    const timeout = options?.timeout;
+    if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
+      throw new RangeError(
+        `close()'s timeout must be a number of milliseconds >= 0 (Infinity: no limit), got ${
+          typeof timeout === "string" ? JSON.stringify(timeout) : String(timeout)
+        }`,
+      );
+    }
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
       await this.ready.catch(() => {});
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
       this.#channels.forEach((channel) => channel.shutdown());
       if (this.#channels.size === 0) this.#allClosed();
-      const timeout = options?.timeout;
-      if (timeout !== undefined && Number.isFinite(timeout)) {
+      // Longer than a timer can wait is as good as no limit.
+      if (timeout !== undefined && timeout <= MAX_TIMER_MS) {
         const timer = setTimeout(() => {
           this.#channels.forEach((channel) => channel.destroy());
-        }, Math.max(0, timeout));
+        }, timeout);
         await this.finished;
         clearTimeout(timer);
       } else {
@@ -185,6 +197,9 @@ class HttpServer implements Server, ChannelOwner {
     this.#resolveFinished();
   }
 }
+
+/** The longest delay timers take (2^31 - 1 ms, ~24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** An IPv4 peer on a dual-stack socket ("::ffff:a.b.c.d"). */
 function isMappedIPv4(addr: Addr): boolean {

@@ -613,8 +613,8 @@ describe("optionsFromStrings", () => {
   const errors: Array<[string, Record<string, string | string[] | boolean>, RegExp]> = [
     ["unknown name", { prot: "1" }, /Unknown option "prot" \(did you mean "port"\?\)/],
     ["function option", { logger: "x" }, /logger cannot be given as a string/],
-    ["bad int", { port: "abc" }, /port must be an integer >= 0, got "abc"/],
-    ["negative int", { backlog: "-5" }, /backlog must be an integer >= 0, got "-5"/],
+    ["bad int", { port: "abc" }, /port must be an integer, got "abc"/],
+    ["int with a unit", { backlog: "5x" }, /backlog must be an integer, got "5x"/],
     [
       "bad bool",
       { ipv6: "maybe" },
@@ -642,6 +642,23 @@ describe("optionsFromStrings", () => {
   for (const [name, values, pattern] of errors) {
     test(`error: ${name}`, () => assert.throws(() => optionsFromStrings(values), pattern));
   }
+
+  test("a negative integer is refused with the option's own range, as the number is", () => {
+    const resolveStrings = (values: Record<string, string>) =>
+      resolveOptions({ ...optionsFromStrings(values), logger: recorder() });
+    assert.throws(
+      () => resolveStrings({ backlog: "-5" }),
+      /backlog must be an integer from 0 to 2147483647, got -5/,
+    );
+    assert.throws(
+      () => resolveStrings({ connectionLimit: "-1" }),
+      /connectionLimit must be an integer >= 1, got -1/,
+    );
+    assert.throws(
+      () => resolveStrings({ connectionLimit: "0" }),
+      /connectionLimit must be an integer >= 1, got 0/,
+    );
+  });
 
   test("the result resolves", () => {
     const options = optionsFromStrings({ listen: "127.0.0.1:0", threads: "4" });

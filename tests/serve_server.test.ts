@@ -154,6 +154,28 @@ describe("server: listeners and lifecycle", () => {
     c.close();
   });
 
+  test("close({ timeout }) longer than a timer can wait lets the request finish; a bad one throws", async () => {
+    const server = await startServer(async () => {
+      await sleep(300);
+      return new Response("late");
+    });
+    for (const bad of [-1, NaN, "1000", null]) {
+      assert.throws(
+        () => server.close({ timeout: bad as number }),
+        /close\(\)'s timeout must be a number of milliseconds >= 0/,
+      );
+    }
+    const c = await RawClient.connect(server.addr.port!);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await sleep(50);
+    // 2^31 ms and more would fire at once (after a TimeoutOverflowWarning).
+    const closing = server.close({ timeout: 3e9 });
+    const [r] = await c.responses(1, 3000);
+    assert.equal(r.body, "late");
+    await closing;
+    c.close();
+  });
+
   test("a class serves through its static fetch method", async () => {
     class App {
       static fetch(request: Request): Response {
