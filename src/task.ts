@@ -466,6 +466,17 @@ export class Task {
     if (this.#forcedError && !this.responseStarted) {
       return this.#writeError(this.#forcedError, head);
     }
+    if (this.#gone) {
+      // The connection closed first (the client left, or a time rule closed
+      // it): what the app threw most likely follows from that, and no answer
+      // can be sent. One line, not an app failure with its stack.
+      this.host.adj.logger.info(
+        `${head.method} ${head.target}: the app failed after its connection closed (${
+          errorText(error)
+        })`,
+      );
+      return;
+    }
     const response = await this.#appFailed(error, request, head);
     const done = this.#writeFinal(response, head);
     if (done) await done;

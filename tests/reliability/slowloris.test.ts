@@ -188,6 +188,7 @@ test("a body that comes in a burst and then stops is closed channelTimeout after
   const TIMEOUT = 1;
   const CHECK = 0.2;
   let failed = 0;
+  const logger = recordingLogger();
   await withServer(
     async (request) => {
       try {
@@ -197,7 +198,7 @@ test("a body that comes in a burst and then stops is closed channelTimeout after
         throw error;
       }
     },
-    { channelTimeout: TIMEOUT, cleanupInterval: CHECK, logger: recordingLogger() },
+    { channelTimeout: TIMEOUT, cleanupInterval: CHECK, logger },
     async (port) => {
       const s = await timedClient(port);
       // 64 KB at once would keep the average above MIN_BODY_RATE for a minute.
@@ -209,6 +210,16 @@ test("a body that comes in a burst and then stops is closed channelTimeout after
       s.c.close();
       assert.ok(held >= TIMEOUT * 1000 - 20, `closed after ${held} ms`);
       await waitFor(() => failed === 1, 2000, "the app's body read failed");
+      // What the app threw after the server closed its connection is no app failure.
+      await waitFor(
+        () => logger.lines.some((l) => l.includes("the app failed after its connection closed")),
+        2000,
+        "one info line for the app's failure",
+      );
+      assert.deepEqual(logger.lines.filter((l) => l.startsWith("error")), []);
+      assert.ok(
+        logger.lines.some((l) => l.includes("no request body bytes within channelTimeout")),
+      );
     },
   );
 });
