@@ -323,7 +323,10 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (headStartedAt !== 0 && now - headStartedAt > limit) {
       return this.#timedOut("request head not complete within channelTimeout");
     }
-    if (this.#tasks.length === 0 && now - this.lastActivity > limit) {
+    // Output still queued: not idle, the client stopped reading (said so below).
+    if (
+      this.#tasks.length === 0 && this.socket.pendingBytes === 0 && now - this.lastActivity > limit
+    ) {
       return this.#timedOut("idle");
     }
     const reading = this.#reading;
