@@ -771,9 +771,12 @@ export class Task {
   ): Promise<void> | void {
     const cancelled = more ? undefined : this.#cancel(reader);
     if (!out.end()) {
-      this.host.adj.logger.warn(
-        `application returned too few bytes (${out.sent}) for specified Content-Length (${out.spec.length})`,
-      );
+      // A stream cut short by the client's going (its reader was cancelled) is no fault of the app's.
+      if (!this.#gone) {
+        this.host.adj.logger.warn(
+          `application returned too few bytes (${out.sent}) for specified Content-Length (${out.spec.length})`,
+        );
+      }
       this.closeAfter = true;
     }
     this.#reader = null;

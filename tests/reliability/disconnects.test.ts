@@ -5,7 +5,7 @@
 // cancelled), and no heap growth beyond a small bound.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { latin1, RawClient, sleep, withServer } from "../helpers/http_client.ts";
+import { latin1, RawClient, recordingLogger, sleep, withServer } from "../helpers/http_client.ts";
 import { forceGc, fuzzSeed, pool, Rng, settledHeap, waitFor } from "./helpers.ts";
 
 const CYCLES = 2000;
@@ -118,4 +118,35 @@ test(`${CYCLES} clients vanish mid-head/body/response/pipeline: nothing leaks`, 
       `heap grew ${(growth / 1048576).toFixed(1)} MiB over ${CYCLES} cycles (seed ${seed})`,
     );
   });
+});
+
+test("a client that leaves during a body of declared length is not logged as the app's short body", async () => {
+  const logger = recordingLogger();
+  let cancelled = false;
+  const chunk = new Uint8Array(65536).fill(97);
+  await withServer(
+    () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            await sleep(1);
+            c.enqueue(chunk);
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }, { highWaterMark: 0 }),
+        { headers: { "content-length": String(64 * 65536) } },
+      ),
+    { logger },
+    async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await c.until(() => c.receivedBytes > 100_000);
+      c.close();
+      await waitFor(() => cancelled, 5000, "the body's stream cancelled");
+      await sleep(50);
+      assert.deepEqual(logger.lines.filter((l) => l.includes("too few bytes")), []);
+    },
+  );
 });
