@@ -619,8 +619,16 @@ export class Task {
     this.#reader = reader;
     let first: Uint8Array | null = null;
     let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    const firstRead = reader.read();
+    if (sendsNoBody(head.method, response.status) && !(await settlesSoon(firstRead))) {
+      // No body goes out: a stream that is not ready at once is not waited
+      // for (a HEAD to an event stream would wait for its first event).
+      firstRead.catch(() => {});
+      if (this.host.closed) return this.#cancel(reader);
+      return this.#send(response, head, facts, null, reader, firstRead);
+    }
     try {
-      const r = await reader.read();
+      const r = await firstRead;
       if (!r.done) {
         first = asBytes(r.value);
         next = reader.read();
@@ -666,15 +674,18 @@ export class Task {
   ): Promise<void> | void {
     const single = next === null;
     const status = response.status;
-    const bodiless = head.method === "HEAD" || status === 204 || status === 205 ||
-      status === 304;
+    const bodiless = sendsNoBody(head.method, status);
     let framing: Framing;
     let length = facts.appLength;
     if (bodiless) {
       framing = "none";
       // A body given to HEAD tells what GET would send; a null one (Hono's
       // answer to HEAD) does not, and a Content-Length: 0 would be a lie.
-      if (length < 0 && single && head.method === "HEAD" && (first || response.body !== null)) {
+      // (Not for a 304, whose GET sends no Content-Length it was not given.)
+      if (
+        length < 0 && single && head.method === "HEAD" && status !== 304 &&
+        (first || response.body !== null)
+      ) {
         length = first ? first.byteLength : 0;
       }
       if (status === 204) length = -1;
@@ -759,8 +770,7 @@ export class Task {
       this.#cancel(reader);
       return this.#streamBroke(error, head);
     }
-    const done = this.#endBody(out, reader, more);
-    if (done) await done;
+    this.#endBody(out, reader, more);
   }
 
   /** Ends the body's framing; `more` is false once the declared length was reached. */
@@ -768,8 +778,8 @@ export class Task {
     out: BodyOut,
     reader: ReadableStreamDefaultReader<Uint8Array> | null,
     more: boolean,
-  ): Promise<void> | void {
-    const cancelled = more ? undefined : this.#cancel(reader);
+  ): void {
+    if (!more) this.#cancel(reader);
     if (!out.end()) {
       // A stream cut short by the client's going (its reader was cancelled) is no fault of the app's.
       if (!this.#gone) {
@@ -780,7 +790,6 @@ export class Task {
       this.closeAfter = true;
     }
     this.#reader = null;
-    return cancelled;
   }
 
   /** The app's response cannot be sent: logged, and a 500 instead. */
@@ -789,9 +798,14 @@ export class Task {
     this.#writeError({ status: 500, detail, close: true }, head);
   }
 
-  #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> | void {
+  /**
+   * Cancels the rest of a body, without waiting: a cancel settles when the
+   * stream says so (a branch of a `tee()` only once the other branch is
+   * cancelled too), and the response must not wait for it.
+   */
+  #cancel(reader: ReadableStreamDefaultReader<Uint8Array> | null): void {
     this.#reader = null;
-    if (reader) return reader.cancel().catch(() => {});
+    reader?.cancel().catch(() => {});
   }
 
   #bodyFailed(error: unknown, head: RequestHead): void {
@@ -864,6 +878,11 @@ class BodyOut {
     }
     return !(this.spec.framing === "length" && this.sent < this.spec.length);
   }
+}
+
+/** Whether a response sends no body, whatever it was given: to HEAD, or a 204, 205 or 304. */
+function sendsNoBody(method: string, status: number): boolean {
+  return method === "HEAD" || status === 204 || status === 205 || status === 304;
 }
 
 /** Writes the head that `spec` describes, then `data`. */
