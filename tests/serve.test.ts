@@ -987,6 +987,28 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("a stream that fails midway on HTTP/1.0 (delimited by the close) ends in a reset where the runtime has one", async () => {
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode("part1"));
+            await sleep(50);
+            controller.error(new Error("broken"));
+          },
+        }),
+      );
+    await withServer(app, { logger: recordingLogger() }, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+      await c.closedByServer();
+      assert.match(c.text, /^HTTP\/1\.0 200 OK\r\n[^]*\r\n\r\npart1$/);
+      // Deno cannot send a reset: there the close alone ends it.
+      if (RUNTIME !== "deno") assert.equal((c.error as NodeJS.ErrnoException)?.code, "ECONNRESET");
+      c.close();
+    });
+  });
+
   test("a stream of many empty chunks ready at once is still sent whole", async () => {
     const app = () =>
       new Response(

@@ -296,13 +296,14 @@ class BunSocket extends BaseSocket {
     } catch { /* already closed */ }
   }
 
-  protected rawClose(): void {
+  protected rawClose(reset: boolean): void {
     this.#releaseScratch();
     this.#queued = undefined;
     this.flags &= ~WAITING_DRAIN;
     try {
-      // end(), not terminate(): everything we wrote still goes out, then FIN.
-      this.#sock.end();
+      // end(), unless a reset is asked for: everything we wrote still goes out, then FIN.
+      if (reset) this.#sock.terminate();
+      else this.#sock.end();
     } catch { /* already closed */ }
   }
 }

@@ -233,7 +233,8 @@ class DenoSocket extends BaseSocket {
     });
   }
 
-  protected rawClose(): void {
+  /** Deno has no way to send a reset: a reset is a close. */
+  protected rawClose(_reset: boolean): void {
     this.#out.clear();
     this.#inFlight = 0;
     try {

@@ -153,9 +153,10 @@ class NodeSocket extends BaseSocket {
     this.#sock.end();
   }
 
-  protected rawClose(): void {
+  protected rawClose(reset: boolean): void {
     this.#out.clear();
-    this.#sock.destroy();
+    if (reset) this.#sock.resetAndDestroy();
+    else this.#sock.destroy();
   }
 }
 

@@ -292,9 +292,9 @@ export abstract class BaseSocket implements Socket {
     if (this.pendingBytes === 0) this._flushed();
   }
 
-  /** Closes now, discarding queued output. */
-  destroy(): void {
-    this._close();
+  /** Closes now, discarding queued output; by a reset if asked (see `Socket.destroy`). */
+  destroy(reset = false): void {
+    this._close(undefined, reset);
   }
 
   /** Set by a listener holding this socket: called when it closes. */
@@ -321,8 +321,11 @@ export abstract class BaseSocket implements Socket {
   protected abstract rawResume(): void;
   /** Send the FIN (half-close). May fail silently; errors are not reported. */
   protected abstract rawHalfClose(): void;
-  /** Close the underlying handle. Must not throw and must not call back. */
-  protected abstract rawClose(): void;
+  /**
+   * Close the underlying handle, by a TCP reset when `reset` and the runtime
+   * can send one. Must not throw and must not call back.
+   */
+  protected abstract rawClose(reset: boolean): void;
 
   /** Subclass: bytes arrived (owned by us). */
   protected _data(chunk: Uint8Array): void {
@@ -386,7 +389,7 @@ export abstract class BaseSocket implements Socket {
    * onClose once. Errors while lingering are expected (the client may reset
    * after reading its response) and are not reported.
    */
-  protected _close(error?: Error): void {
+  protected _close(error?: Error, reset = false): void {
     if ((this.flags & CLOSED) !== 0) return;
     this.flags |= CLOSED;
     const ending = this.#ending;
@@ -394,7 +397,7 @@ export abstract class BaseSocket implements Socket {
     this.#ending = undefined;
     this.#held = undefined;
     if (this.isLingering) error = undefined;
-    this.rawClose();
+    this.rawClose(reset);
     if (this.handler) this.#deliverClose(error);
     else if (error !== undefined) {
       this.#ending = { lingerMs: 0, lingerTimer: undefined, closeError: error };

@@ -68,8 +68,12 @@ export interface Socket {
    * never loses a response to a TCP reset), then close.
    */
   end(lingerMs?: number): void;
-  /** Closes at once, discarding queued output. */
-  destroy(): void;
+  /**
+   * Closes at once, discarding queued output. With `reset`, by a TCP reset
+   * where the runtime can send one (Bun, Node; Deno closes as usual): the
+   * client then knows that what it got is not the whole response.
+   */
+  destroy(reset?: boolean): void;
 }
 
 /** Where and how to listen. */
