@@ -16,6 +16,18 @@ import { DRAIN_LIMIT, GATHER_LIMIT } from "../src/task.ts";
 
 const hello = () => new Response("Hello world\n");
 
+/** A streamed response that sends "part1", then fails 50 ms later. */
+const failsAfterPart1 = () =>
+  new Response(
+    new ReadableStream({
+      async start(controller) {
+        controller.enqueue(new TextEncoder().encode("part1"));
+        await sleep(50);
+        controller.error(new Error("broken"));
+      },
+    }),
+  );
+
 describe("serve: basics", () => {
   test("answers a GET with Content-Length, Date and Server", async () => {
     await withServer(hello, {}, async (port) => {
@@ -971,34 +983,14 @@ describe("serve: response framing", () => {
   });
 
   test("a stream that fails after its first chunk: that chunk is sent, then the connection drops", async () => {
-    const app = () =>
-      new Response(
-        new ReadableStream({
-          async start(controller) {
-            controller.enqueue(new TextEncoder().encode("part1"));
-            await sleep(50);
-            controller.error(new Error("broken"));
-          },
-        }),
-      );
-    await withServer(app, { logger: recordingLogger() }, async (port) => {
+    await withServer(failsAfterPart1, { logger: recordingLogger() }, async (port) => {
       const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n5\r\npart1$/);
     });
   });
 
   test("a stream that fails midway on HTTP/1.0 (delimited by the close) ends in a reset where the runtime has one", async () => {
-    const app = () =>
-      new Response(
-        new ReadableStream({
-          async start(controller) {
-            controller.enqueue(new TextEncoder().encode("part1"));
-            await sleep(50);
-            controller.error(new Error("broken"));
-          },
-        }),
-      );
-    await withServer(app, { logger: recordingLogger() }, async (port) => {
+    await withServer(failsAfterPart1, { logger: recordingLogger() }, async (port) => {
       const c = await RawClient.connect(port);
       c.send("GET / HTTP/1.0\r\nHost: x\r\n\r\n");
       await c.closedByServer();
