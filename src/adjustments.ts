@@ -56,7 +56,7 @@ export interface Options {
   cleanupInterval?: number;
   /** Seconds of inactivity after which an idle connection is closed (default 120). */
   channelTimeout?: number;
-  /** Log socket errors and premature disconnects (default true). */
+  /** Log socket errors: I/O errors other than a client resetting or leaving (default true). */
   logSocketErrors?: boolean;
   /** Largest request line plus header block in bytes; larger gets 431 (default 262144). */
   maxRequestHeaderSize?: number;

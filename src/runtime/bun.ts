@@ -234,7 +234,7 @@ class BunSocket extends BaseSocket {
     while (chunk !== undefined) {
       const n = sock.write(chunk);
       if (n < 0) {
-        this._close(new Error("connection closed while writing"));
+        this._close(); // the socket is gone: a peer that left
         return;
       }
       if (n < chunk.byteLength) {

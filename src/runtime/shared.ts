@@ -396,7 +396,7 @@ export abstract class BaseSocket implements Socket {
     if (ending?.lingerTimer !== undefined) clearTimeout(ending.lingerTimer);
     this.#ending = undefined;
     this.#held = undefined;
-    if (this.isLingering) error = undefined;
+    if (this.isLingering || isPeerGone(error)) error = undefined;
     this.rawClose(reset);
     if (this.handler) this.#deliverClose(error);
     else if (error !== undefined) {
@@ -409,6 +409,26 @@ export abstract class BaseSocket implements Socket {
     this.flags |= CLOSE_DELIVERED;
     this.handler!.onClose(error);
   }
+}
+
+// What Node and Bun (`code`) and Deno (`name`) call a peer that reset or
+// went away: a client leaving, reported as a plain close, not an error (as
+// waitress does).
+const PEER_GONE = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "ENOTCONN",
+  "ESHUTDOWN",
+  "ConnectionReset",
+  "BrokenPipe",
+  "ConnectionAborted",
+  "NotConnected",
+]);
+
+function isPeerGone(error: Error | undefined): boolean {
+  if (error === undefined) return false;
+  return PEER_GONE.has((error as { code?: string }).code ?? "") || PEER_GONE.has(error.name);
 }
 
 /** Formats an address for messages: `127.0.0.1:80`, `[::1]:80`, `unix:/p`. */

@@ -32,7 +32,8 @@ export interface SocketHandler {
   onSent(): void;
   /**
    * The socket is closed, for whatever reason; called exactly once. `error`
-   * is set when a reset or I/O error ended it.
+   * is set when an I/O error ended it; a peer that reset or went away (a
+   * client leaving) is a plain close.
    */
   onClose(error?: Error): void;
 }

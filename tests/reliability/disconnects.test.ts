@@ -150,3 +150,32 @@ test("a client that leaves during a body of declared length is not logged as the
     },
   );
 });
+
+test("clients that reset (reading their request, or their response) are not logged", async () => {
+  const logger = recordingLogger();
+  const chunk = new Uint8Array(65536).fill(97);
+  await withServer(
+    () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            await sleep(1);
+            c.enqueue(chunk);
+          },
+        }, { highWaterMark: 0 }),
+      ),
+    { logger },
+    async (port) => {
+      const reading = await RawClient.connect(port);
+      reading.send("GET / HTTP/1.1\r\nHost: x\r\n");
+      const writing = await RawClient.connect(port);
+      writing.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await writing.until(() => writing.receivedBytes > 200_000);
+      await sleep(20);
+      reading.socket.resetAndDestroy();
+      writing.socket.resetAndDestroy();
+      await sleep(300);
+      assert.deepEqual(logger.lines, []);
+    },
+  );
+});
