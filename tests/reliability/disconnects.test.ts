@@ -120,22 +120,27 @@ test(`${CYCLES} clients vanish mid-head/body/response/pipeline: nothing leaks`, 
   });
 });
 
+/** A body of 64 KiB chunks, one a millisecond, that never ends by itself. */
+function endless(onCancel = () => {}): ReadableStream<Uint8Array> {
+  const chunk = new Uint8Array(65536).fill(97);
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      await sleep(1);
+      c.enqueue(chunk);
+    },
+    cancel: onCancel,
+  }, { highWaterMark: 0 });
+}
+
 test("a client that leaves during a body of declared length is not logged as the app's short body", async () => {
   const logger = recordingLogger();
   let cancelled = false;
-  const chunk = new Uint8Array(65536).fill(97);
   await withServer(
     () =>
       new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(c) {
-            await sleep(1);
-            c.enqueue(chunk);
-          },
-          cancel() {
-            cancelled = true;
-          },
-        }, { highWaterMark: 0 }),
+        endless(() => {
+          cancelled = true;
+        }),
         { headers: { "content-length": String(64 * 65536) } },
       ),
     { logger },
@@ -153,17 +158,8 @@ test("a client that leaves during a body of declared length is not logged as the
 
 test("clients that reset (reading their request, or their response) are not logged", async () => {
   const logger = recordingLogger();
-  const chunk = new Uint8Array(65536).fill(97);
   await withServer(
-    () =>
-      new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(c) {
-            await sleep(1);
-            c.enqueue(chunk);
-          },
-        }, { highWaterMark: 0 }),
-      ),
+    () => new Response(endless()),
     { logger },
     async (port) => {
       const reading = await RawClient.connect(port);
