@@ -327,6 +327,17 @@ export class Task {
     return Boolean(expectUnsent) || remaining > DRAIN_LIMIT;
   }
 
+  /**
+   * Decides, before a head goes out, whether the request body left unread
+   * forces a close, so that the head says so. (A response that streams the
+   * request body back has read it by then.)
+   */
+  #closeForUnreadBody(): void {
+    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
+      this.closeAfter = true;
+    }
+  }
+
   #settlePull(): void {
     this.pullPending = false;
     const resolve = this.#resolvePull;
@@ -461,22 +472,7 @@ export class Task {
   }
 
   async #failed(error: unknown, request: Request, head: RequestHead): Promise<void> {
-    // The request broke first (its body cut short or malformed), and what
-    // the app threw most likely follows from that: the client's error it is.
-    if (this.#forcedError && !this.responseStarted) {
-      return this.#writeError(this.#forcedError, head);
-    }
-    if (this.#gone) {
-      // The connection closed first (the client left, or a time rule closed
-      // it): what the app threw most likely follows from that, and no answer
-      // can be sent. One line, not an app failure with its stack.
-      this.host.adj.logger.info(
-        `${head.method} ${head.target}: the app failed after its connection closed (${
-          errorText(error)
-        })`,
-      );
-      return;
-    }
+    if (this.#clientCaused(error, head, "the app")) return;
     const response = await this.#appFailed(error, request, head);
     const done = this.#writeFinal(response, head);
     if (done) await done;
@@ -542,6 +538,7 @@ export class Task {
   /** Writes a waitress error page; `head` is null when the request could not be parsed. */
   #writeError(error: ErrorPage, head: RequestHead | null): void {
     if (error.close) this.closeAfter = true;
+    this.#closeForUnreadBody();
     if (this.host.closed) return;
     this.responseStarted = true;
     this.host.write(
@@ -702,12 +699,7 @@ export class Task {
       framing = "close";
       this.closeAfter = true;
     }
-    if (!head.keepAlive) this.closeAfter = true;
-    // Decide before the head goes out whether an unread body forces a close
-    // (a response that streams the request body back has read it by now).
-    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
-      this.closeAfter = true;
-    }
+    this.#closeForUnreadBody();
 
     const spec: HeadSpec = {
       version: head.version,
@@ -808,7 +800,30 @@ export class Task {
     reader?.cancel().catch(() => {});
   }
 
+  /**
+   * Whether `error`, from the app or its response body, most likely follows
+   * from the client's side, and is then not logged as the app's failure: the
+   * request body broke first (cut short or malformed: its error page is
+   * sent, if nothing was yet), or the connection closed first (the client
+   * left, or a time rule closed it: no answer can be sent). One info line.
+   */
+  #clientCaused(error: unknown, head: RequestHead, failed: string): boolean {
+    const forced = this.#forcedError;
+    if (forced === null && !this.#gone) return false;
+    if (forced !== null && !this.responseStarted && !this.#gone) {
+      this.#writeError(forced, head);
+      return true;
+    }
+    this.host.adj.logger.info(
+      `${head.method} ${head.target}: ${failed} failed after ${
+        this.#gone ? "its connection closed" : "its request body broke"
+      } (${errorText(error)})`,
+    );
+    return true;
+  }
+
   #bodyFailed(error: unknown, head: RequestHead): void {
+    if (this.#clientCaused(error, head, "the response body")) return;
     this.host.adj.logger.error(
       `Exception while reading the response body of ${head.method} ${head.target}`,
       error,
@@ -826,10 +841,12 @@ export class Task {
   }
 
   #streamBroke(error: unknown, head: RequestHead): void {
-    this.host.adj.logger.error(
-      `Response body of ${head.method} ${head.target} failed after the response started`,
-      error,
-    );
+    if (!this.#clientCaused(error, head, "the response body")) {
+      this.host.adj.logger.error(
+        `Response body of ${head.method} ${head.target} failed after the response started`,
+        error,
+      );
+    }
     this.closeAfter = true;
     this.aborted = true;
   }

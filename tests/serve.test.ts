@@ -604,6 +604,47 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("an error page to an unread body that closes the connection says so (urlPrefix 404)", async () => {
+    await withServer(hello, { urlPrefix: "/app" }, async (port) => {
+      for (
+        const extra of [
+          `Content-Length: ${DRAIN_LIMIT + 1024}\r\n`,
+          "Content-Length: 3\r\nExpect: 100-continue\r\n",
+        ]
+      ) {
+        const c = await RawClient.connect(port);
+        c.send(`POST /elsewhere HTTP/1.1\r\nHost: x\r\n${extra}\r\n`);
+        await c.closedByServer();
+        const rs = parseResponses(c.received);
+        assert.equal(rs.length, 1);
+        assert.equal(rs[0].status, 404);
+        assert.equal(rs[0].header("connection"), "close", extra);
+        c.close();
+      }
+    });
+  });
+
+  test("an echoed request body that the client breaks is the client's error, not the app's", async () => {
+    const logger = recordingLogger();
+    await withServer((req) => new Response(req.body), { logger }, async (port) => {
+      // Malformed before the response starts: 400, as for an app that reads the body first.
+      const bad = await RawClient.connect(port);
+      bad.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+      await bad.closedByServer();
+      assert.match(bad.text, /^HTTP\/1\.1 400 /);
+      bad.close();
+      // Cut short after it started (the client's FIN): the response ends, not logged as a fault.
+      const cut = await RawClient.connect(port);
+      cut.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+      await cut.until(() => cut.text.includes("abc"));
+      cut.socket.end();
+      await cut.closedByServer();
+      cut.close();
+      await sleep(50);
+      assert.deepEqual(logger.lines.filter((l) => !l.startsWith("info:")), []);
+    });
+  });
+
   test("a body is never parsed as the next request", async () => {
     let calls = 0;
     await withServer(
