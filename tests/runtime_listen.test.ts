@@ -246,6 +246,20 @@ for (const rt of [native, nodeRuntime]) {
       }
     });
 
+    test("once close() resolves, the port can be bound again (an accept was pending)", {
+      timeout: 20_000,
+    }, async () => {
+      for (let i = 0; i < 3; i++) {
+        const l = await rt.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+        l.start(() => {});
+        const port = l.addr.port!;
+        await sleep(10);
+        await l.close();
+        const again = await rt.listen({ transport: "tcp", hostname: "127.0.0.1", port });
+        await again.close();
+      }
+    });
+
     test("close() while paused closes the held connections", { timeout: 20_000 }, async () => {
       const l = await rt.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
       l.setAccepting(false);

@@ -252,7 +252,8 @@ class DenoListener implements Listener {
   #recvBytes: number;
   #onConnection: ((socket: Socket) => void) | undefined;
   #accepting = true;
-  #looping = false;
+  /** The accept loop while it runs (an `accept()` is pending). */
+  #loop: Promise<void> | null = null;
   #closed = false;
   /** Connections accepted by an accept() that was in flight when paused. */
   #held: Conn[] = [];
@@ -286,8 +287,8 @@ class DenoListener implements Listener {
     while (this.#held.length > 0 && this.#accepting && !this.#closed) {
       this.#handOut(this.#held.shift()!);
     }
-    if (this.#accepting && !this.#looping && !this.#closed && this.#retryTimer === undefined) {
-      this.#acceptLoop();
+    if (this.#accepting && !this.#loop && !this.#closed && this.#retryTimer === undefined) {
+      this.#loop = this.#acceptLoop();
     }
   }
 
@@ -307,7 +308,6 @@ class DenoListener implements Listener {
   }
 
   async #acceptLoop(): Promise<void> {
-    this.#looping = true;
     while (this.#accepting && !this.#closed) {
       let conn: Conn;
       try {
@@ -334,7 +334,7 @@ class DenoListener implements Listener {
       if (this.#accepting) this.#handOut(conn);
       else this.#held.push(conn);
     }
-    this.#looping = false;
+    this.#loop = null;
   }
 
   close(): Promise<void> {
@@ -354,7 +354,9 @@ class DenoListener implements Listener {
       this.#unixFile?.remove();
       this.#unixFile = undefined;
     }
-    return Promise.resolve();
+    // Deno lets the port go only once the pending accept() has failed, a
+    // turn later: until then binding it again fails with "address in use".
+    return this.#loop ?? Promise.resolve();
   }
 }
 
