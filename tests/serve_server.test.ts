@@ -10,6 +10,8 @@ import * as path from "node:path";
 import { createServer, fileResponse } from "../mod.ts";
 import type { Addr } from "../mod.ts";
 import { TaskRunner } from "../src/runner.ts";
+import { blockStream } from "../src/runtime/files.ts";
+import { deferred, RUNTIME } from "./helpers/socket_util.ts";
 import {
   parseResponses,
   RawClient,
@@ -266,6 +268,23 @@ describe("server: task runner", () => {
   });
 });
 
+/** An open file as `openFile` uses it on Deno (`Deno.FsFile`) and Node (`FileHandle`). */
+interface OpenFile {
+  read(...args: unknown[]): Promise<unknown>;
+  close(): unknown;
+}
+
+async function openFilePrototype(file: string): Promise<OpenFile> {
+  if (RUNTIME === "deno") {
+    return (globalThis as unknown as { Deno: { FsFile: { prototype: OpenFile } } }).Deno.FsFile
+      .prototype;
+  }
+  // Node does not export the FileHandle class: reach it through a handle.
+  const handle = await fs.promises.open(file);
+  await handle.close();
+  return Object.getPrototypeOf(handle);
+}
+
 describe("fileResponse", () => {
   test("streams a file with Content-Length and closes it; a missing file rejects", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "waitress-"));
@@ -301,6 +320,68 @@ describe("fileResponse", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  // Bun streams the file through Bun.file, which owns the descriptor.
+  test("a read that fails closes the file", { skip: RUNTIME === "bun" }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "waitress-"));
+    const file = path.join(dir, "data.bin");
+    fs.writeFileSync(file, "data");
+    const prototype = await openFilePrototype(file);
+    const { read } = prototype;
+    let closes = 0;
+    // Node's FileHandle has its close on each handle: wrap the handle's own.
+    prototype.read = function (this: OpenFile) {
+      const close = this.close;
+      this.close = () => {
+        closes++;
+        return close.call(this);
+      };
+      return Promise.reject(new Error("disk gone"));
+    };
+    try {
+      const response = await fileResponse(file);
+      await assert.rejects(response.body!.getReader().read(), /disk gone/);
+      assert.equal(closes, 1);
+    } finally {
+      prototype.read = read;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a block stream closes its file once: at the end, on cancel, on a failed read", async () => {
+    let closes = 0;
+    const close = () => closes++;
+    const counts = [3, null];
+    const ended = blockStream(() => Promise.resolve(counts.shift()!), close);
+    assert.equal((await new Response(ended).arrayBuffer()).byteLength, 3);
+    assert.equal(closes, 1);
+    // A read still pending when the stream is cancelled ends (or fails, the
+    // file being closed) afterwards: the file is not closed a second time.
+    for (const settle of [null, new Error("closed")]) {
+      closes = 0;
+      const reading = deferred<void>();
+      let settleRead!: () => void;
+      const pending = blockStream(
+        () =>
+          new Promise<number | null>((resolve, reject) => {
+            settleRead = () => (settle === null ? resolve(null) : reject(settle));
+            reading.resolve();
+          }),
+        close,
+      );
+      const reader = pending.getReader();
+      const read = reader.read();
+      await reading.promise;
+      await reader.cancel();
+      settleRead();
+      assert.deepEqual(await read, { done: true, value: undefined });
+      assert.equal(closes, 1);
+    }
+    closes = 0;
+    const failing = blockStream(() => Promise.reject(new Error("disk gone")), close);
+    await assert.rejects(new Response(failing).arrayBuffer());
+    assert.equal(closes, 1);
   });
 
   test("a directory or a FIFO rejects at once (a FIFO is never opened)", async () => {

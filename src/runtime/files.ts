@@ -24,6 +24,43 @@ export async function openFile(path: string): Promise<FileBody> {
   return await openNode(path);
 }
 
+/**
+ * The blocks `read` fills (it resolves to the count of bytes read, or null at
+ * the end), pulled one at a time. `close` runs once: at the end, on cancel,
+ * or when a read fails, since a stream that has errored is never cancelled.
+ */
+export function blockStream(
+  read: (block: Uint8Array) => Promise<number | null>,
+  close: () => void,
+): ReadableStream<Uint8Array> {
+  let closed = false;
+  const closeOnce = () => {
+    if (!closed) {
+      closed = true;
+      close();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const block = new Uint8Array(FILE_BLOCK_SIZE);
+      let n: number | null;
+      try {
+        n = await read(block);
+      } catch (error) {
+        closeOnce();
+        throw error;
+      }
+      if (n === null) {
+        closeOnce();
+        controller.close();
+      } else {
+        controller.enqueue(block.subarray(0, n));
+      }
+    },
+    cancel: closeOnce,
+  }, { highWaterMark: 0 });
+}
+
 async function openDeno(path: string): Promise<FileBody> {
   // Opening a FIFO for reading waits for a writer: look before opening.
   if (!(await g.Deno.stat(path)).isFile) throw new Error(`${path} is not a regular file`);
@@ -31,26 +68,7 @@ async function openDeno(path: string): Promise<FileBody> {
   try {
     const info = await file.stat();
     if (!info.isFile) throw new Error(`${path} is not a regular file`);
-    let closed = false;
-    const close = () => {
-      if (!closed) {
-        closed = true;
-        file.close();
-      }
-    };
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const block = new Uint8Array(FILE_BLOCK_SIZE);
-        const n = await file.read(block);
-        if (n === null) {
-          close();
-          controller.close();
-        } else {
-          controller.enqueue(block.subarray(0, n));
-        }
-      },
-      cancel: close,
-    }, { highWaterMark: 0 });
+    const stream = blockStream((block) => file.read(block), () => file.close());
     return { size: info.size, stream };
   } catch (error) {
     file.close();
@@ -74,26 +92,13 @@ async function openNode(path: string): Promise<FileBody> {
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new Error(`${path} is not a regular file`);
-    let closed = false;
-    const close = () => {
-      if (!closed) {
-        closed = true;
-        handle.close().catch(() => {});
-      }
-    };
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const block = new Uint8Array(FILE_BLOCK_SIZE);
+    const stream = blockStream(
+      async (block) => {
         const { bytesRead } = await handle.read(block, 0, block.byteLength, null);
-        if (bytesRead === 0) {
-          close();
-          controller.close();
-        } else {
-          controller.enqueue(block.subarray(0, bytesRead));
-        }
+        return bytesRead === 0 ? null : bytesRead;
       },
-      cancel: close,
-    }, { highWaterMark: 0 });
+      () => void handle.close().catch(() => {}),
+    );
     return { size: info.size, stream };
   } catch (error) {
     await handle.close();
