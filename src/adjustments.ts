@@ -8,7 +8,12 @@
  */
 import type { Addr, ListenSpec } from "./runtime/types.ts";
 import { consoleLogger, type Logger, warnOnce } from "./logger.ts";
-import { DEFAULT_MAX_REQUEST_HEADERS, isAuthority } from "./parser.ts";
+import {
+  DEFAULT_MAX_REQUEST_HEADERS,
+  isAuthority,
+  isIPv4Address,
+  isIPv6Address,
+} from "./parser.ts";
 
 export type { Logger } from "./logger.ts";
 export type { ListenSpec } from "./runtime/types.ts";
@@ -497,60 +502,6 @@ function parseOctal(value: string): number | undefined {
 // Address literals (no DNS: src/ may not import node:, and binding is the
 // runtime's job; we only decide which addresses to ask for).
 
-/** True for a dotted-quad IPv4 address with each part 0-255 and no leading zeros. */
-export function isIPv4(host: string): boolean {
-  const parts = host.split(".");
-  if (parts.length !== 4) return false;
-  for (const part of parts) {
-    if (part.length === 0 || part.length > 3) return false;
-    for (let i = 0; i < part.length; i++) {
-      const c = part.charCodeAt(i);
-      if (c < 0x30 || c > 0x39) return false;
-    }
-    if (part.length > 1 && part[0] === "0") return false;
-    if (Number(part) > 255) return false;
-  }
-  return true;
-}
-
-function isHexGroup(group: string): boolean {
-  if (group.length === 0 || group.length > 4) return false;
-  for (let i = 0; i < group.length; i++) {
-    const c = group.charCodeAt(i) | 0x20; // fold A-F to a-f
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
-}
-
-/** True for an IPv6 address literal without brackets (an optional `%zone` is allowed). */
-export function isIPv6(host: string): boolean {
-  let address = host;
-  const percent = address.indexOf("%");
-  if (percent !== -1) {
-    const zone = address.slice(percent + 1);
-    if (zone === "" || !/^[A-Za-z0-9_.\-]+$/.test(zone)) return false;
-    address = address.slice(0, percent);
-  }
-  const double = address.indexOf("::");
-  if (double !== -1 && address.indexOf("::", double + 1) !== -1) return false;
-  const groupsOf = (part: string): string[] => (part === "" ? [] : part.split(":"));
-  const head = double === -1 ? groupsOf(address) : groupsOf(address.slice(0, double));
-  const tail = double === -1 ? [] : groupsOf(address.slice(double + 2));
-  const all = [...head, ...tail];
-  let count = 0;
-  for (let i = 0; i < all.length; i++) {
-    const group = all[i];
-    if (i === all.length - 1 && group.includes(".")) {
-      if (!isIPv4(group)) return false;
-      count += 2;
-    } else {
-      if (!isHexGroup(group)) return false;
-      count += 1;
-    }
-  }
-  return double === -1 ? count === 8 : count < 8;
-}
-
 /** A DNS name the runtime may resolve when binding (letters, digits, hyphens, dots). */
 function isHostname(host: string): boolean {
   if (host.length === 0 || host.length > 253) return false;
@@ -584,7 +535,7 @@ function hostAddresses(host: string, families: Families, what: string, raw: unkn
     if (families.ipv6) out.push("::1");
     return out;
   }
-  if (isIPv4(host)) {
+  if (isIPv4Address(host)) {
     if (!families.ipv4 && raw === undefined) {
       throw new RangeError(
         `${what} defaults to ${
@@ -597,7 +548,7 @@ function hostAddresses(host: string, families: Families, what: string, raw: unkn
     }
     return [host];
   }
-  if (isIPv6(host)) {
+  if (isIPv6Address(host)) {
     if (!families.ipv6) {
       throw new RangeError(`${what} names an IPv6 address but ipv6 is false, got ${show(raw)}`);
     }
@@ -631,7 +582,7 @@ function parseListenEntry(entry: string, defaultPort: number): Bind {
     if (close === -1) throw rangeError(what, '"[IPV6]:PORT" with a closing "]"', entry);
     const host = entry.slice(1, close);
     const rest = entry.slice(close + 1);
-    if (!isIPv6(host)) throw rangeError(what, "an IPv6 address inside [ ]", entry);
+    if (!isIPv6Address(host)) throw rangeError(what, "an IPv6 address inside [ ]", entry);
     if (rest === "") return { kind: "tcp", host, port: defaultPort };
     if (rest[0] !== ":") throw rangeError(what, '"[IPV6]:PORT"', entry);
     return { kind: "tcp", host, port: parsePort(rest.slice(1), what, entry) };

@@ -438,15 +438,39 @@ function hostLength(b: Uint8Array, s: number, e: number): number {
   return hostLen;
 }
 
-/** `text` is a valid `uri-host [":" port]` with a non-empty host (as a Host header must be). */
-export function isAuthority(text: string): boolean {
+/** `text` as bytes, or undefined when it has a character none of these grammars allows (non-ASCII). */
+function ascii(text: string): Uint8Array | undefined {
   const b = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c > 0x7f) return false;
+    if (c > 0x7f) return undefined;
     b[i] = c;
   }
-  return hostLength(b, 0, b.length) > 0;
+  return b;
+}
+
+/** `text` is a valid `uri-host [":" port]` with a non-empty host (as a Host header must be). */
+export function isAuthority(text: string): boolean {
+  const b = ascii(text);
+  return b !== undefined && hostLength(b, 0, b.length) > 0;
+}
+
+/** `text` is a dotted-quad IPv4 address: each part 0-255, no leading zeros. */
+export function isIPv4Address(text: string): boolean {
+  const b = ascii(text);
+  return b !== undefined && isIPv4(b, 0, b.length);
+}
+
+/**
+ * `text` is an IPv6 address without brackets, as in an IP-literal, with an
+ * optional `%zone`: the runtimes name link-local peers with one, and a listen
+ * address may. (A Host header may not: isAuthority refuses it.)
+ */
+export function isIPv6Address(text: string): boolean {
+  const percent = text.indexOf("%");
+  if (percent !== -1 && !/^[\w.-]+$/.test(text.slice(percent + 1))) return false;
+  const b = ascii(percent === -1 ? text : text.slice(0, percent));
+  return b !== undefined && isIPv6(b, 0, b.length);
 }
 
 // ---------------------------------------------------------------------------

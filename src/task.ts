@@ -4,8 +4,8 @@
  * for. Sans-IO: it talks to its connection only through `ExchangeHost`.
  * @module
  */
-import { type Adjustments, isIPv4, isIPv6 } from "./adjustments.ts";
-import type { ParseError, RequestHead } from "./parser.ts";
+import type { Adjustments } from "./adjustments.ts";
+import { isIPv4Address, isIPv6Address, type ParseError, type RequestHead } from "./parser.ts";
 import { applyProxyHeaders, equalsLower, type ProxyView } from "./proxy_headers.ts";
 import {
   chunkPrefix,
@@ -87,8 +87,8 @@ class Info implements RequestInfo {
   requestIP(_request?: Request): RequestIP | null {
     const { hostname, port = 0 } = this.remoteAddr;
     if (hostname === undefined) return null;
-    if (isIPv4(hostname)) return { address: hostname, family: "IPv4", port };
-    if (isIPv6(hostname)) return { address: hostname, family: "IPv6", port };
+    if (isIPv4Address(hostname)) return { address: hostname, family: "IPv4", port };
+    if (isIPv6Address(hostname)) return { address: hostname, family: "IPv6", port };
     return null;
   }
 }

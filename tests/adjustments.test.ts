@@ -3,8 +3,6 @@ import assert from "node:assert/strict";
 import {
   closest,
   DEFAULTS,
-  isIPv4,
-  isIPv6,
   type Logger,
   type Options,
   optionsFromStrings,
@@ -13,6 +11,7 @@ import {
   resolveOptions,
 } from "../src/adjustments.ts";
 import { warnOnce } from "../src/logger.ts";
+import { isAuthority, isIPv4Address, isIPv6Address } from "../src/parser.ts";
 
 /** A logger that records what it is given. */
 function recorder(): Logger & { lines: string[] } {
@@ -214,6 +213,7 @@ describe("listen", () => {
     ["listen bad bracket", { listen: "[::1:8080" }, /closing/],
     ["listen junk after bracket", { listen: "[::1]x" }, /listen/],
     ["listen not v6 in brackets", { listen: "[1.2.3.4]:1" }, /IPv6 address inside/],
+    ["listen v4 tail before ::", { listen: "[1.2.3.4::]:1" }, /IPv6 address inside/],
     ["listen bad host", { listen: "bad_host!:1" }, /listen must be an IP address.*"bad_host!"/],
     ["listen empty", { listen: " " }, /listen must be at least one address/],
     [
@@ -670,16 +670,16 @@ describe("optionsFromStrings", () => {
 });
 
 describe("helpers", () => {
-  test("isIPv4", () => {
+  test("isIPv4Address", () => {
     for (const ok of ["0.0.0.0", "127.0.0.1", "255.255.255.255", "10.0.0.1"]) {
-      assert.equal(isIPv4(ok), true, ok);
+      assert.equal(isIPv4Address(ok), true, ok);
     }
     for (const bad of ["256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "a.b.c.d", "", "1..2.3"]) {
-      assert.equal(isIPv4(bad), false, bad);
+      assert.equal(isIPv4Address(bad), false, bad);
     }
   });
 
-  test("isIPv6", () => {
+  test("isIPv6Address", () => {
     for (
       const ok of [
         "::",
@@ -692,7 +692,7 @@ describe("helpers", () => {
         "1::",
       ]
     ) {
-      assert.equal(isIPv6(ok), true, ok);
+      assert.equal(isIPv6Address(ok), true, ok);
     }
     for (
       const bad of [
@@ -708,7 +708,43 @@ describe("helpers", () => {
         "::1.2.3",
       ]
     ) {
-      assert.equal(isIPv6(bad), false, bad);
+      assert.equal(isIPv6Address(bad), false, bad);
+    }
+  });
+
+  test("isIPv6Address: an IPv4 tail only ends the address, and counts as two groups", () => {
+    for (
+      const ok of [
+        "::1.2.3.4",
+        "::ffff:1.2.3.4",
+        "1:2:3:4:5:6:1.2.3.4",
+        "1::1.2.3.4",
+        "1:2:3:4:5::1.2.3.4",
+        "1:2:3:4:5:6:7::",
+        "::1:2:3:4:5:6:7",
+      ]
+    ) {
+      assert.equal(isIPv6Address(ok), true, ok);
+      // The Host grammar is the same one: the two cannot disagree.
+      assert.equal(isAuthority(`[${ok}]`), true, ok);
+    }
+    for (
+      const bad of [
+        "1.2.3.4::",
+        "1.2.3.4::1",
+        "::1.2.3.4:1",
+        "::1.2.3.4::",
+        "1:2:3:4:5:6:7:1.2.3.4",
+        "1:2:3:4:5:6::1.2.3.4",
+        "1:2:3:4:5:6:7:8::",
+        "::1.2.3.04",
+        "::256.1.2.3",
+        ":1::",
+        "1::2:",
+      ]
+    ) {
+      assert.equal(isIPv6Address(bad), false, bad);
+      assert.equal(isAuthority(`[${bad}]`), false, bad);
     }
   });
 

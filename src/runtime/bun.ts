@@ -18,7 +18,7 @@ import {
   toError,
 } from "./shared.ts";
 import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
-import { isIPv4 } from "../adjustments.ts";
+import { isIPv4Address } from "../parser.ts";
 
 /** The part of Bun's socket this adapter uses. */
 interface BunRawSocket {
@@ -365,7 +365,7 @@ class BunListener extends GatedListener {
     if (this.addr.transport === "tcp") {
       const hostname = this.addr.hostname;
       this.addr = { transport: "tcp", hostname, port: raw.port };
-      if (hostname !== undefined && isIPv4(hostname) && hostname !== "0.0.0.0") {
+      if (hostname !== undefined && isIPv4Address(hostname) && hostname !== "0.0.0.0") {
         this.#fixedLocal = Object.freeze({ transport: "tcp", hostname, port: raw.port });
       }
     }
