@@ -14,7 +14,13 @@ export { createServer, serve } from "./src/server.ts";
 export { fileResponse } from "./src/file_response.ts";
 export type { App, Server } from "./src/server.ts";
 export type { Handler, RequestInfo, RequestIP } from "./src/task.ts";
-export { DEFAULTS, optionsFromStrings, resolveOptions, STRING_OPTIONS } from "./src/adjustments.ts";
+export {
+  closest,
+  DEFAULTS,
+  optionsFromStrings,
+  resolveOptions,
+  STRING_OPTIONS,
+} from "./src/adjustments.ts";
 export type { Adjustments, ErrorHook, Logger, Options, StringKind } from "./src/adjustments.ts";
 export type { Addr, ListenSpec } from "./src/runtime/types.ts";
 

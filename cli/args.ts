@@ -5,7 +5,13 @@
  * @module
  */
 import type { Options } from "./core.ts";
-import { DEFAULTS, optionsFromStrings, STRING_OPTIONS, type StringKind } from "./options.ts";
+import {
+  closest,
+  DEFAULTS,
+  optionsFromStrings,
+  STRING_OPTIONS,
+  type StringKind,
+} from "./options.ts";
 
 /** A usage error: printed as one line, exit code 1. */
 export class CliError extends Error {
@@ -158,34 +164,13 @@ export function allFlags(): string[] {
   return flags;
 }
 
-/** Levenshtein distance (flags are short; a plain table is fine). */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = above;
-    }
-  }
-  return row[b.length];
-}
-
 /** The flag closest to a mistyped one, if any is close enough to be a typo. */
 export function suggestFlag(flag: string): string | undefined {
   const typed = flag.toLowerCase().replaceAll("_", "-");
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of allFlags()) {
-    const d = distance(typed, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  if (bestDistance <= Math.max(2, Math.floor(typed.length / 4))) return best;
+  // One typo per four letters, not three: the "--" every flag shares makes
+  // the name longer without telling flags apart.
+  const near = closest(typed, allFlags(), 4);
+  if (near !== undefined) return near;
   // A truncated flag (--max-request-body): the shortest flag it begins.
   const longer = allFlags().filter((flag) => typed.length >= 5 && flag.startsWith(typed));
   longer.sort((a, b) => a.length - b.length);

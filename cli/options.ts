@@ -1,9 +1,10 @@
 /**
  * The option helpers of the core the CLI uses (defaults, string parsing,
- * validation).
+ * validation, suggestions for mistyped names).
  * @module
  */
 export {
+  closest,
   DEFAULTS,
   optionsFromStrings,
   resolveOptions,

@@ -354,9 +354,14 @@ function distance(a: string, b: string): number {
 
 /**
  * The candidate closest to `name` (case-insensitive edit distance), or
- * undefined when nothing is close enough to be a plausible typo.
+ * undefined when nothing is close enough to be a plausible typo: more edits
+ * than one per `lettersPerTypo` characters of `name`, and more than two.
  */
-export function closest(name: string, candidates: readonly string[]): string | undefined {
+export function closest(
+  name: string,
+  candidates: readonly string[],
+  lettersPerTypo = 3,
+): string | undefined {
   const lower = name.toLowerCase();
   let best: string | undefined;
   let bestDistance = Infinity;
@@ -367,8 +372,7 @@ export function closest(name: string, candidates: readonly string[]): string | u
       bestDistance = d;
     }
   }
-  // Allow roughly one typo per three characters, at least two.
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  return bestDistance <= Math.max(2, Math.floor(name.length / lettersPerTypo)) ? best : undefined;
 }
 
 // ---------------------------------------------------------------------------

@@ -752,4 +752,12 @@ describe("helpers", () => {
     assert.equal(closest("prot", ["port", "host"]), "port");
     assert.equal(closest("xyzzy", ["port", "host"]), undefined);
   });
+
+  test("closest: lettersPerTypo sets how many edits pass for a typo", () => {
+    // Four edits in 13 letters: a typo at one per three letters, not at one per four.
+    assert.equal(closest("maxreqheaders", ["maxRequestHeaders"]), "maxRequestHeaders");
+    assert.equal(closest("maxreqheaders", ["maxRequestHeaders"], 4), undefined);
+    // Two edits always pass.
+    assert.equal(closest("hots", ["host"], 100), "host");
+  });
 });
