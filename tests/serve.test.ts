@@ -1255,6 +1255,26 @@ describe("serve: app faults", () => {
     });
   });
 
+  test("a Response returned twice is sent once; the second time its body is used: 500", async () => {
+    for (
+      const make of [
+        () => new Response("hello"),
+        () => Response.json({ a: 1 }),
+        () => new Response(new Uint8Array([104, 105])),
+      ]
+    ) {
+      const logger = recordingLogger();
+      const response = make();
+      await withServer(() => response, { logger }, async (port) => {
+        const request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        assert.match(await exchange(port, request), /^HTTP\/1\.1 200 /);
+        assert.match(await exchange(port, request), /^HTTP\/1\.1 500 /);
+        assert.equal(response.bodyUsed, true);
+        assert.match(logger.lines.join("\n"), /used Response body/);
+      });
+    }
+  });
+
   test("client disconnect mid-response cancels the body stream and aborts the signal", async () => {
     let cancelled = false;
     let aborted = false;

@@ -39,7 +39,11 @@ const symbols = (() => {
   const inner = named("response");
   const lazyType = named("lazy static content type");
   const headers = named("headers");
-  return lazy && inner && lazyType && headers ? { lazy, inner, lazyType, headers } : null;
+  // Set, it makes the body used (`Deno.serve` marks what it sends so).
+  const consumed = named("serve fast consumed");
+  return lazy && inner && lazyType && headers && consumed
+    ? { lazy, inner, lazyType, headers, consumed }
+    : null;
 })();
 
 /**
@@ -206,7 +210,11 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
   try {
     const r = response as Internals;
     const lazy = r[symbols.lazy];
-    if (typeof lazy === "string") return encode(lazy);
+    if (typeof lazy === "string") {
+      if (r[symbols.consumed] === true) return undefined;
+      r[symbols.consumed] = true;
+      return encode(lazy);
+    }
     const held = r[symbols.inner]?.body?.streamOrStatic;
     if (held === undefined || held === null || held instanceof ReadableStream || held.consumed) {
       return undefined;
