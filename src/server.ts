@@ -67,7 +67,12 @@ class HttpServer implements Server, ChannelOwner {
     const signal = this.adj.signal;
     if (signal) {
       if (signal.aborted) this.ready.then(() => this.close(), () => {});
-      else signal.addEventListener("abort", () => this.close(), { once: true });
+      else {
+        const onAbort = () => this.close();
+        signal.addEventListener("abort", onAbort, { once: true });
+        // A signal that outlives the server must not keep it alive.
+        this.finished.then(() => signal.removeEventListener("abort", onAbort));
+      }
     }
   }
 

@@ -124,6 +124,38 @@ describe("server: listeners and lifecycle", () => {
     });
   });
 
+  test("a server closed, or failing to bind, no longer listens to its signal", async () => {
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const added: unknown[] = [];
+    const removed: unknown[] = [];
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((type: string, listener: EventListener, o?: unknown) => {
+      added.push(listener);
+      add(type, listener, o as AddEventListenerOptions);
+    }) as typeof signal.addEventListener;
+    signal.removeEventListener = ((type: string, listener: EventListener) => {
+      removed.push(listener);
+      remove(type, listener);
+    }) as typeof signal.removeEventListener;
+    const options = { host: "127.0.0.1", port: 0, signal, logger: recordingLogger() };
+    const server = createServer(() => new Response("x"), options);
+    await server.ready;
+    server.run();
+    await server.close();
+    const held = createServer(() => new Response("x"), options);
+    await held.ready;
+    const failing = createServer(() => new Response("x"), { ...options, port: held.addr.port });
+    await assert.rejects(failing.ready);
+    await failing.finished;
+    await held.close();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(added.length, 3);
+    assert.equal(removed.length, 3);
+    for (const listener of added) assert.ok(removed.includes(listener));
+  });
+
   test("the signal option closes the server", async () => {
     const controller = new AbortController();
     const server = createServer(() => new Response("x"), {
