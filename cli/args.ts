@@ -101,7 +101,7 @@ const HELP: Record<string, [string, string, string?]> = {
     String(DEFAULTS.maxRequestBodySize),
   ],
   exposeTracebacks: ["", "Put the exception's stack in 500 responses", "off"],
-  recvBytes: ["SIZE", "Bytes read from a socket at once", String(DEFAULTS.recvBytes)],
+  recvBytes: ["SIZE", "Bytes read from a socket at once (Deno)", String(DEFAULTS.recvBytes)],
   outbufHighWatermark: [
     "SIZE",
     "Pending output that pauses the response body",

@@ -57,7 +57,7 @@ export interface Options {
   maxConcurrency?: number;
   /** Most open connections; beyond it new ones wait in the backlog (default 100). */
   connectionLimit?: number;
-  /** Seconds between sweeps for idle connections (default 30). */
+  /** Seconds between sweeps for idle connections (default 30), at most `channelTimeout`. */
   cleanupInterval?: number;
   /** Seconds of inactivity after which an idle connection is closed (default 120). */
   channelTimeout?: number;
@@ -75,7 +75,7 @@ export interface Options {
   maxRequestBodySize?: number;
   /** Put the exception's stack in 500 responses (default false). */
   exposeTracebacks?: boolean;
-  /** Bytes read from a socket at once (default 8192). */
+  /** Bytes asked for per socket read on Deno (default 8192); Bun and Node read with buffers of their own. */
   recvBytes?: number;
   /** Pending output in bytes above which the response body stream is paused (default 16777216). */
   outbufHighWatermark?: number;

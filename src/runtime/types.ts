@@ -94,7 +94,7 @@ export type ListenSpec =
     ipv6Only?: boolean;
     /** listen() backlog (ignored on Deno, which has no such option). */
     backlog?: number;
-    /** Bytes asked for per read (default 65536). */
+    /** Bytes asked for per read, on Deno (default 65536); Bun and Node size their own reads. */
     recvBytes?: number;
   }
   | {
@@ -105,7 +105,7 @@ export type ListenSpec =
     perms?: number;
     /** listen() backlog (ignored on Deno, which has no such option). */
     backlog?: number;
-    /** Bytes asked for per read (default 65536). */
+    /** Bytes asked for per read, on Deno (default 65536); Bun and Node size their own reads. */
     recvBytes?: number;
   };
 
