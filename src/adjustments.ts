@@ -503,7 +503,7 @@ function parseOctal(value: string): number | undefined {
 }
 
 // ---------------------------------------------------------------------------
-// Address literals (no DNS: src/ may not import node:, and binding is the
+// Address literals (no DNS: this layer is runtime-free, and binding is the
 // runtime's job; we only decide which addresses to ask for).
 
 /** A DNS name the runtime may resolve when binding (letters, digits, hyphens, dots). */
@@ -929,10 +929,6 @@ export function parseSize(value: string): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-function stringError(name: string, what: string, value: unknown): RangeError {
-  return rangeError(name, what, value);
-}
-
 function fromString(name: string, kind: StringKind, value: string): unknown {
   const trimmed = value.trim();
   switch (kind) {
@@ -943,40 +939,40 @@ function fromString(name: string, kind: StringKind, value: string): unknown {
     case "bool": {
       const parsed = parseBoolean(trimmed);
       if (parsed === undefined) {
-        throw stringError(name, "true/false, yes/no, on/off or 1/0", value);
+        throw rangeError(name, "true/false, yes/no, on/off or 1/0", value);
       }
       return parsed;
     }
     case "int": {
       // Only the form here: the range, which is the option's own, is checked
       // (and named) with the other options, for "-1" as for -1.
-      if (!/^-?[0-9]+$/.test(trimmed)) throw stringError(name, "an integer", value);
+      if (!/^-?[0-9]+$/.test(trimmed)) throw rangeError(name, "an integer", value);
       return Number(trimmed);
     }
     case "limit": {
       const word = trimmed.toLowerCase();
       if (["none", "unlimited", "inf", "infinity"].includes(word)) return Infinity;
       if (!/^[0-9]+$/.test(trimmed)) {
-        throw stringError(name, 'an integer >= 1 or "unlimited"', value);
+        throw rangeError(name, 'an integer >= 1 or "unlimited"', value);
       }
       return Number(trimmed);
     }
     case "size": {
       const parsed = parseSize(trimmed);
       if (parsed === undefined) {
-        throw stringError(name, 'a size in bytes such as "8192", "64k" or "1m"', value);
+        throw rangeError(name, 'a size in bytes such as "8192", "64k" or "1m"', value);
       }
       return parsed;
     }
     case "seconds": {
       if (!/^[0-9]+(?:\.[0-9]+)?$/.test(trimmed)) {
-        throw stringError(name, "a number of seconds", value);
+        throw rangeError(name, "a number of seconds", value);
       }
       return Number(trimmed);
     }
     case "octal": {
       const parsed = parseOctal(trimmed);
-      if (parsed === undefined) throw stringError(name, 'octal permissions such as "600"', value);
+      if (parsed === undefined) throw rangeError(name, 'octal permissions such as "600"', value);
       return parsed;
     }
   }
@@ -1005,7 +1001,7 @@ export function optionsFromStrings(values: Record<string, string | string[] | bo
       );
     }
     if (typeof raw === "boolean") {
-      if (kind !== "bool") throw stringError(name, "given a value", raw);
+      if (kind !== "bool") throw rangeError(name, "given a value", raw);
       out[name] = raw;
       continue;
     }

@@ -9,11 +9,9 @@ import type { Adjustments } from "./adjustments.ts";
 import { type ParseError, parseError, type ParserPool, type RequestParser } from "./parser.ts";
 import type { TaskRunner } from "./runner.ts";
 import type { Addr, Socket, SocketHandler } from "./runtime/types.ts";
+import { formatAddr } from "./runtime/mod.ts";
 import { type ExchangeHost, type Handler, Task } from "./task.ts";
 import { now } from "./clock.ts";
-
-/** How long a closing connection keeps reading the peer's leftovers (ms). */
-const LINGER_MS = 2000;
 
 /**
  * A request body must arrive at no less than this many bytes per second once
@@ -187,7 +185,18 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   // --- socket events -----------------------------------------------------
 
+  // A bug of ours in a socket event must not escape to the runtime, which
+  // on Node and Bun would end the process: see #internalError.
+
   onData(chunk: Uint8Array): void {
+    try {
+      this.#take(chunk);
+    } catch (error) {
+      this.#internalError(error);
+    }
+  }
+
+  #take(chunk: Uint8Array): void {
     this.lastActivity = now();
     // After a close decision nothing more is processed, but the body of the
     // request being answered still is.
@@ -209,9 +218,13 @@ export class Channel implements SocketHandler, ExchangeHost {
     // still answered, in order; then the connection closes. Their apps are
     // told it left (see Task.clientLeft).
     this.#mark(PEER_ENDED);
-    for (const task of this.#tasks) task.clientLeft();
-    this.#pump();
-    this.#maybeFinish();
+    try {
+      for (const task of this.#tasks) task.clientLeft();
+      this.#pump();
+      this.#maybeFinish();
+    } catch (error) {
+      this.#internalError(error);
+    }
   }
 
   onSent(): void {
@@ -220,6 +233,14 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   onDrain(): void {
+    try {
+      this.#drained();
+    } catch (error) {
+      this.#internalError(error);
+    }
+  }
+
+  #drained(): void {
     this.lastActivity = now();
     // Only the task being served writes.
     if (this.#out === null) this.#outCost = 0;
@@ -242,7 +263,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#is(CLOSED)) return;
     this.#mark(CLOSED);
     if (error && this.adj.logSocketErrors) {
-      this.adj.logger.warn(`Socket error on ${describeAddr(this.remoteAddr)}: ${error.message}`);
+      this.adj.logger.warn(`Socket error on ${formatAddr(this.remoteAddr)}: ${error.message}`);
     }
     for (const task of this.#tasks) task.abort();
     this.#reading?.abort();
@@ -296,8 +317,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   sendContinue(): void {
-    // Never a 100 once the request was rejected or the connection is closing.
-    if (this.#is(CLOSED) || this.#tasks[0]?.error) return;
+    if (this.#is(CLOSED)) return;
     this.flush();
     this.socket.write(CONTINUE);
   }
@@ -346,7 +366,7 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   #timedOut(why: string): void {
-    this.adj.logger.info(`Closing connection from ${describeAddr(this.remoteAddr)}: ${why}`);
+    this.adj.logger.info(`Closing connection from ${formatAddr(this.remoteAddr)}: ${why}`);
     this.socket.destroy();
   }
 
@@ -409,27 +429,21 @@ export class Channel implements SocketHandler, ExchangeHost {
           reading.deliver(event.data);
           bodyProgress(reading);
           if (reading.draining && reading.closeAfter) {
-            // Too much unread body: stop reading it and close after the response.
+            // Too much unread body: stop reading it and close after the
+            // response (#pump does, once this parse is over).
             this.#reading = null;
             this.#mark(CLOSING);
-            this.#maybeFinish();
             return;
           }
         } else if (event.kind === "end") {
           reading.endBody();
           this.#reading = null;
-          // A drained body that ends after its response may complete a close
-          // decision. A client's FIN alone does not end the connection here:
-          // requests after this body may still wait in the parser.
-          if (reading.draining && this.#tasks[0] !== reading && this.#is(CLOSING)) {
-            this.#maybeFinish();
-          }
         } else if (event.kind === "error") {
           this.#reading = null;
           reading.failBody(event.error);
+          // A task that already answered closes the connection (#pump does);
+          // else it answers the error.
           this.#mark(CLOSING);
-          // A task that already answered closes the connection; else it answers the error.
-          this.#maybeFinish();
           return;
         }
         continue;
@@ -491,9 +505,14 @@ export class Channel implements SocketHandler, ExchangeHost {
     try {
       this.#taskDone(task);
     } catch (error) {
-      this.adj.logger.error("Internal error after a response", error);
-      this.socket.destroy();
+      this.#internalError(error);
     }
+  }
+
+  /** A bug of ours: logged, and the connection dropped (its state cannot be trusted). */
+  #internalError(error: unknown): void {
+    this.adj.logger.error("Internal error on a connection", error);
+    this.socket.destroy();
   }
 
   #taskDone(task: Task): void {
@@ -501,7 +520,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     // pop() where it does the same keeps the array's room for the next push.
     if (this.#tasks.length === 1) this.#tasks.pop();
     else this.#tasks.shift();
-    if (task.aborted) {
+    if (task.responseBroken) {
       // A body cut short: by a reset where the runtime can send one, so
       // that a response delimited by the close (HTTP/1.0) does not look whole.
       this.flush();
@@ -558,7 +577,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length > 0 || this.#is(PUMPING)) return;
     if (this.#is(PARSE_HELD) && (this.#parser?.buffered ?? 0) > 0) return;
     this.flush();
-    this.socket.end(this.#is(PEER_ENDED) ? 0 : LINGER_MS);
+    // No lingering for a peer that has sent everything; else the socket's default.
+    this.socket.end(this.#is(PEER_ENDED) ? 0 : undefined);
   }
 
   /** The parser can use more bytes now. */
@@ -600,11 +620,4 @@ function bodyProgress(task: Task): void {
     task.bodyWaitMs += time - task.bodyWaitSince;
     task.bodyWaitSince = task.pullPending ? time : 0;
   }
-}
-
-/** `host:port`, `[v6]:port` or `unix:path`, for logs. */
-function describeAddr(addr: Addr): string {
-  if (addr.transport === "unix") return `unix:${addr.path ?? ""}`;
-  const host = addr.hostname?.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  return `${host}:${addr.port}`;
 }

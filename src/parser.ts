@@ -56,8 +56,6 @@ export interface ParserLimits {
 export interface ParseError {
   /** 400, 413, 414, 431, 501 (also for CONNECT) or 505. */
   status: number;
-  /** The standard reason phrase for `status`. */
-  reason: string;
   /** One line saying what was wrong; never echoes client bytes. */
   detail: string;
   /** Every parse error closes the connection. */
@@ -93,7 +91,11 @@ export interface RequestHead {
   keepAlive: boolean;
   /** HTTP/1.1 with a body (length > 0 or chunked) and an `Expect: 100-continue` (case-insensitive). */
   expectContinue: boolean;
-  /** A field is named `Forwarded` or `X-Forwarded-*` (any case): proxy rules must look at the headers. */
+  /**
+   * A field may be a proxy header (any case): `Forwarded`, or `X-Forwarded-`
+   * and 2 to 5 more characters (as `-By` to `-Proto`). Proxy rules must look
+   * at the headers.
+   */
   proxyHeaders: boolean;
 }
 
@@ -123,19 +125,9 @@ export const DEFAULT_MAX_REQUEST_HEADERS = 100;
  */
 const PLAIN_CHUNK_LINE = 18;
 
-/** Standard reason phrases (RFC 9110 §15) for the statuses the parser produces. */
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  413: "Content Too Large",
-  414: "URI Too Long",
-  431: "Request Header Fields Too Large",
-  501: "Not Implemented",
-  505: "HTTP Version Not Supported",
-};
-
 /** A rejection with `status` and the one line saying why (the connection closes). */
 export function parseError(status: number, detail: string): ParseError {
-  return { status, reason: REASONS[status], detail, close: true };
+  return { status, detail, close: true };
 }
 
 const CR = 0x0d;

@@ -46,15 +46,6 @@ const BY = 16;
 const FORWARDED = 32;
 const ALL = FOR | HOST | PROTO | PORT | BY | FORWARDED;
 
-const BIT_OF_NAME: Record<string, number> = {
-  "x-forwarded-for": FOR,
-  "x-forwarded-host": HOST,
-  "x-forwarded-proto": PROTO,
-  "x-forwarded-port": PORT,
-  "x-forwarded-by": BY,
-  "forwarded": FORWARDED,
-};
-
 // Canonical spellings, for log lines, in waitress's order.
 const DISPLAY: Array<[number, string]> = [
   [FOR, "X-Forwarded-For"],
@@ -522,6 +513,3 @@ export function applyProxyHeaders(
     headers: out,
   };
 }
-
-/** The lower-case names of the six proxy headers (for documentation and tests). */
-export const PROXY_HEADERS: readonly string[] = Object.freeze(Object.keys(BIT_OF_NAME));

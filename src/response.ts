@@ -306,8 +306,8 @@ export function errorResponseBytes(
   status: number,
   detail: string,
   ident: string,
-  close = true,
-  head = false,
+  close: boolean,
+  head: boolean,
 ): Uint8Array {
   const reason = reasonPhrase(status);
   const body = encoder.encode(errorBody(reason, detail));

@@ -165,6 +165,8 @@ export class Task {
   responseStarted = false;
   /** The exchange is over: set before `run()` returns, or before its promise settles. */
   finished = false;
+  /** The response could not be completed: the connection must be dropped, not ended. */
+  responseBroken = false;
   /** Made when the app first asks for a signal (most never do). */
   #abort: AbortController | null = null;
   /** Run when the client leaves: the Request's signal, where wired lazily. */
@@ -848,11 +850,8 @@ export class Task {
       );
     }
     this.closeAfter = true;
-    this.aborted = true;
+    this.responseBroken = true;
   }
-
-  /** The response could not be completed: the connection must be dropped, not ended. */
-  aborted = false;
 }
 
 /** Writes a response body with its framing, the head with the first bytes. */

@@ -363,3 +363,18 @@ test("a Connection: close request read ahead closes after its own response, not 
   assert.match(second, /\r\n\r\n\/2$/);
   assert.equal(socket.ended, true);
 });
+
+test("a fault of ours in a socket event is logged and drops the connection, never thrown to the runtime", () => {
+  const errors: string[] = [];
+  const owner = channelOwner(() => new Response("x"), {
+    logger: { info() {}, warn() {}, error: (line: string) => errors.push(line) },
+  });
+  owner.parsers.take = () => {
+    throw new Error("a bug");
+  };
+  const socket = new RecordingSocket();
+  new Channel(owner, socket).start();
+  socket.handler.onData(bytes(get("/")));
+  assert.equal(socket.closed, true);
+  assert.deepEqual(errors, ["Internal error on a connection"]);
+});

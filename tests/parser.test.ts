@@ -162,7 +162,7 @@ describe("request line", () => {
     assert.equal(status("GET / HTTP/9.9\r\nHost: x\r\n\r\n"), 505);
     const e = events("GET / HTTP/2.0\r\nHost: x\r\n\r\n")[0];
     assert.ok(e.kind === "error");
-    assert.equal(e.error.reason, "HTTP Version Not Supported");
+    assert.equal(e.error.status, 505);
     assert.equal(head("GET / HTTP/1.2\r\nHost: x\r\n\r\n").version, "1.1");
     assert.equal(head("GET / HTTP/1.9\r\nHost: x\r\n\r\n").version, "1.1");
     assert.equal(head("GET / HTTP/1.0\r\n\r\n").version, "1.0");
@@ -238,14 +238,12 @@ describe("request line", () => {
     assert.equal(ev.length, 1);
     assert.ok(ev[0].kind === "error");
     assert.equal(ev[0].error.status, 414);
-    assert.equal(ev[0].error.reason, "URI Too Long");
   });
 
   test("CONNECT is refused with 501", () => {
     const ev = events("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
     assert.ok(ev[0].kind === "error");
     assert.equal(ev[0].error.status, 501);
-    assert.equal(ev[0].error.reason, "Not Implemented");
   });
 
   test("TRACE and TRACK, which fetch forbids in a Request, are refused with 501 too", () => {
@@ -556,7 +554,6 @@ describe("Content-Length", () => {
     assert.equal(ev.length, 1);
     assert.ok(ev[0].kind === "error");
     assert.equal(ev[0].error.status, 413);
-    assert.equal(ev[0].error.reason, "Content Too Large");
   });
 });
 
@@ -690,7 +687,6 @@ describe("limits and parser state", () => {
     const ev = events(over, limits);
     assert.ok(ev[0].kind === "error");
     assert.equal(ev[0].error.status, 431);
-    assert.equal(ev[0].error.reason, "Request Header Fields Too Large");
     assert.equal(ev[0].error.detail, "exceeds max_header of 64");
   });
 
@@ -748,7 +744,6 @@ describe("limits and parser state", () => {
     assert.ok(e !== null && e.kind === "error");
     assert.equal(e.error.status, 400);
     assert.equal(e.error.close, true);
-    assert.equal(e.error.reason, "Bad Request");
     assert.equal(typeof e.error.detail, "string");
     assert.equal(p.state, "error");
     assert.equal(p.buffered, 0);
