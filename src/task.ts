@@ -22,7 +22,7 @@ import {
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
 import { buildRequest, type RequestParts, UnsupportedMethodError } from "./runtime/request.ts";
-import { SMALL_LIMIT } from "./runtime/shared.ts";
+import { SMALL_LIMIT } from "./runtime/output_queue.ts";
 import { isShared } from "./slab.ts";
 import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
 import type { Addr } from "./runtime/types.ts";

@@ -1,5 +1,5 @@
 // Seeded randomized test of Channel's connection state machine: a fake socket
-// modelled on runtime/shared.ts's BaseSocket (pause holds reads and the FIN,
+// modelled on runtime/base_socket.ts's BaseSocket (pause holds reads and the FIN,
 // resume delivers them synchronously, end() flushes then half-closes, destroy
 // reports onClose synchronously, onDrain only from a later microtask once all
 // queued output was taken), a client that reads at random moments, an app

@@ -8,7 +8,7 @@ import {
   release,
   SCRATCH_LEAD,
   SMALL_LIMIT,
-} from "../src/runtime/shared.ts";
+} from "../src/runtime/output_queue.ts";
 
 const filled = (n: number, v: number) => new Uint8Array(n).fill(v);
 

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
-import { release } from "../src/runtime/shared.ts";
+import { release } from "../src/runtime/output_queue.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
 test("takeStaticBody: whole bodies on Deno, Bun and Node, never a stream", async () => {

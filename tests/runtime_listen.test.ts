@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { detectRuntime } from "../src/runtime/mod.ts";
 import { nodeRuntime } from "../src/runtime/node.ts";
 import type { Socket } from "../src/runtime/mod.ts";
-import { bindError } from "../src/runtime/shared.ts";
+import { bindError } from "../src/runtime/messages.ts";
 
 /** Real Node before 22.12, whose listen() ignores reusePort. */
 const nodeWithoutReusePort = !("Deno" in globalThis) && !("Bun" in globalThis) &&

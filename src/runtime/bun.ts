@@ -6,17 +6,10 @@
  */
 
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
-import {
-  BaseSocket,
-  bindError,
-  GatedListener,
-  OutputQueue,
-  OWN_FLAGS,
-  release,
-  SCRATCH_LEAD,
-  SMALL_LIMIT,
-  toError,
-} from "./shared.ts";
+import { BaseSocket, OWN_FLAGS } from "./base_socket.ts";
+import { GatedListener } from "./listener_gate.ts";
+import { bindError, toError } from "./messages.ts";
+import { OutputQueue, release, SCRATCH_LEAD, SMALL_LIMIT } from "./output_queue.ts";
 import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 import { isIPv4Address } from "../parser.ts";
 

@@ -6,16 +6,9 @@
  */
 
 import type { Addr, Listener, ListenSpec, Runtime, Socket } from "./types.ts";
-import {
-  BaseSocket,
-  bindError,
-  DEFAULT_RECV_BYTES,
-  formatAddr,
-  OutputQueue,
-  release,
-  SCRATCH_LEAD,
-  toError,
-} from "./shared.ts";
+import { BaseSocket, DEFAULT_RECV_BYTES } from "./base_socket.ts";
+import { bindError, formatAddr, toError } from "./messages.ts";
+import { OutputQueue, release, SCRATCH_LEAD } from "./output_queue.ts";
 import { allocate } from "../slab.ts";
 import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 

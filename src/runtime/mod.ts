@@ -6,7 +6,7 @@
 import type { Runtime } from "./types.ts";
 
 export type { Addr, Listener, ListenSpec, Runtime, Socket, SocketHandler } from "./types.ts";
-export { formatAddr } from "./shared.ts";
+export { formatAddr } from "./messages.ts";
 
 /**
  * The adapter for the current runtime: Deno, then Bun, else node:net.

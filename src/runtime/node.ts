@@ -8,7 +8,10 @@
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
 import process from "node:process";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
-import { BaseSocket, bindError, formatAddr, GatedListener, OutputQueue } from "./shared.ts";
+import { BaseSocket } from "./base_socket.ts";
+import { GatedListener } from "./listener_gate.ts";
+import { bindError, formatAddr } from "./messages.ts";
+import { OutputQueue } from "./output_queue.ts";
 import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 
 /** Queued output this large is sent at the end of the turn (see `write`). */

@@ -13,7 +13,7 @@
 // deno-lint-ignore no-explicit-any
 type Internals = any;
 
-import { markReleasable } from "./shared.ts";
+import { markReleasable } from "./output_queue.ts";
 
 const encoder = new TextEncoder();
 
