@@ -12,6 +12,7 @@ import { BaseSocket } from "./base_socket.ts";
 import { GatedListener } from "./listener_gate.ts";
 import { bindError, formatAddr } from "./messages.ts";
 import { OutputQueue } from "./output_queue.ts";
+import { RUNTIME } from "./which.ts";
 import { type UnixSocketFile, unixSocketFile } from "./unix_socket.ts";
 
 /** Queued output this large is sent at the end of the turn (see `write`). */
@@ -201,9 +202,7 @@ class NodeListener extends GatedListener {
  * and Bun's node:net have it.
  */
 function nodeHasReusePort(): boolean {
-  // deno-lint-ignore no-explicit-any
-  const runtime = globalThis as any;
-  if (runtime.Deno !== undefined || runtime.Bun !== undefined) return true;
+  if (RUNTIME !== "node") return true;
   const [major, minor] = process.versions.node.split(".").map(Number);
   return major > 22 || (major === 22 && minor >= 12);
 }

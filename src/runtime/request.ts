@@ -21,6 +21,8 @@
  * @module
  */
 
+import { RUNTIME } from "./which.ts";
+
 /** What a request is built from. */
 export interface RequestParts {
   /**
@@ -520,14 +522,12 @@ function appendedRequest(parts: RequestParts): Request {
 /** This runtime's shortcut, or null where none applies or it failed its self-test. */
 // Last, so that everything it runs is initialised.
 const fast: ((parts: RequestParts) => Request) | null = (() => {
-  // deno-lint-ignore no-explicit-any
-  const runtime = globalThis as any;
   try {
-    if (typeof runtime.Deno?.version?.deno === "string") {
+    if (RUNTIME === "deno") {
       const make = denoShortcut();
       return make !== null && selfTest(make, true) ? make : null;
     }
-    if (typeof runtime.Bun?.version === "string") {
+    if (RUNTIME === "bun") {
       if (!selfTest(appendedRequest, false)) return null;
       return selfTest(copiedRequest, false) ? copiedRequest : appendedRequest;
     }

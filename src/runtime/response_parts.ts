@@ -14,6 +14,7 @@
 type Internals = any;
 
 import { markReleasable } from "./output_queue.ts";
+import { RUNTIME } from "./which.ts";
 
 const encoder = new TextEncoder();
 
@@ -31,8 +32,7 @@ function scratchView(n: number): Uint8Array {
 
 /** Deno's private symbols on Response, found once by their description. */
 const symbols = (() => {
-  // deno-lint-ignore no-explicit-any
-  if (typeof (globalThis as any).Deno?.version?.deno !== "string") return null;
+  if (RUNTIME !== "deno") return null;
   const found = Object.getOwnPropertySymbols(new Response(""));
   const named = (description: string) => found.find((s) => s.description === description);
   const lazy = named("lazy static body");
@@ -92,9 +92,10 @@ interface BunProbe {
  * (`null`) if this Bun does not follow it.
  */
 const bunProbe: BunProbe | null = (() => {
+  if (RUNTIME !== "bun") return null;
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
-  if (typeof bun?.version !== "string" || typeof bun.peek !== "function") return null;
+  if (typeof bun.peek !== "function") return null;
   try {
     const load = (import.meta as unknown as { require?: (id: string) => unknown }).require;
     const jsc = load?.("bun:jsc") as { estimateShallowMemoryUsageOf?: unknown } | undefined;
@@ -155,9 +156,7 @@ function takeFromBun(probe: BunProbe, response: Response): Uint8Array | undefine
  * elsewhere or if this Node differs.
  */
 const undiciState: symbol | null = (() => {
-  // deno-lint-ignore no-explicit-any
-  const runtime = globalThis as any;
-  if (bunProbe !== null || symbols !== null || runtime.Deno || runtime.Bun) return null;
+  if (RUNTIME !== "node") return null;
   try {
     const state = Object.getOwnPropertySymbols(new Response("")).find((s) =>
       s.description === "state"
