@@ -288,8 +288,12 @@ function parseForwarded(
   if (!(present & FORWARDED)) return;
   const raw = valueOf(headers, FORWARDED)!;
   const elements: Array<{ for: string; host: string; proto: string }> = [];
+  // Only the last trustedProxyCount elements are read, as for X-Forwarded-For:
+  // what the client wrote before them is its own (waitress parses it all, so
+  // a client's malformed element was a 400, its unknown tokens log lines).
+  const kept = lastRaw(raw, config.trustedProxyCount);
   try {
-    for (const rawElement of raw.split(",")) {
+    for (const rawElement of kept) {
       const element = { for: "", host: "", proto: "" };
       for (const rawPair of rawElement.trim().split(";")) {
         // waitress lower-cases the whole pair, value included.
@@ -314,17 +318,16 @@ function parseForwarded(
   } catch (error) {
     throw new Malformed("Forwarded", (error as Error).message, raw);
   }
-  const kept = elements.slice(Math.max(0, elements.length - config.trustedProxyCount));
   // From the newest trusted element to the oldest: the oldest one that has a
   // parameter wins, because it holds what the client itself asked for.
-  for (let i = kept.length - 1; i >= 0; i--) {
-    if (kept[i].for) parsed.client = kept[i].for;
-    if (kept[i].host) parsed.host = kept[i].host;
-    if (kept[i].proto) parsed.proto = kept[i].proto;
+  for (let i = elements.length - 1; i >= 0; i--) {
+    if (elements[i].for) parsed.client = elements[i].for;
+    if (elements[i].host) parsed.host = elements[i].host;
+    if (elements[i].proto) parsed.proto = elements[i].proto;
   }
   parsed.protoHeader = "Forwarded Proto=";
   parsed.hostHeader = "Forwarded";
-  parsed.rewrites.set(FORWARDED, lastRaw(raw, config.trustedProxyCount).join(",").trim());
+  parsed.rewrites.set(FORWARDED, kept.join(",").trim());
 }
 
 /** The peer's identity as waitress sees it: its IP, or "localhost" for a unix socket. */

@@ -342,6 +342,22 @@ describe("Forwarded (RFC 7239)", () => {
     assert.deepEqual(logger.lines, ["warn: Unknown Forwarded token: unknown"]);
   });
 
+  test("what the client wrote before the trusted elements is not read: no 400, no log line", () => {
+    const logger = recorder();
+    // nginx: proxy_set_header Forwarded "$http_forwarded, for=$remote_addr;proto=$scheme"
+    for (const client of ['for="6.6.6.6', "spam=1;spam2=2", "for"]) {
+      const out = apply(
+        config(FWD),
+        view([["Forwarded", `${client}, for=203.0.113.5;proto=https`]]),
+        logger,
+      );
+      assert.equal(out.remoteAddr.hostname, "203.0.113.5");
+      assert.equal(out.scheme, "https");
+      assert.equal(header(out, "forwarded"), "for=203.0.113.5;proto=https");
+    }
+    assert.deepEqual(logger.lines, []);
+  });
+
   test("X-Forwarded-* are untrusted when Forwarded is: removed and logged once", () => {
     const logger = recorder();
     const out = apply(
