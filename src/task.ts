@@ -619,9 +619,16 @@ export class Task {
     let first: Uint8Array | null = null;
     let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
     const firstRead = reader.read();
-    if (sendsNoBody(head.method, response.status) && !(await settlesSoon(firstRead))) {
-      // No body goes out: a stream that is not ready at once is not waited
-      // for (a HEAD to an event stream would wait for its first event).
+    if (
+      !(await settlesSoon(firstRead)) &&
+      (sendsNoBody(head.method, response.status) ||
+        !(await settlesWithin(firstRead, HEAD_WAIT_MS)))
+    ) {
+      // Where no body goes out, a stream that is not ready at once is not
+      // waited for (a HEAD to an event stream would wait for its first
+      // event). Else the head goes out without waiting any longer for the
+      // first chunk, which may be minutes away (an event stream): the client
+      // (an EventSource, a proxy's read timeout) learns of the response now.
       firstRead.catch(() => {});
       if (this.host.closed) return this.#cancel(reader);
       return this.#send(response, head, facts, null, reader, firstRead);
@@ -933,6 +940,25 @@ function ownBytes(data: Uint8Array): Uint8Array {
  * on one runtime and chunked framing on the other.
  */
 const SETTLE_TURNS = 16;
+
+/**
+ * How long a response whose body stream has nothing yet waits for its first
+ * chunk before its head goes out anyway (ms): a chunk ready by then still
+ * goes with the head, and a body complete by then still gets a Content-Length.
+ */
+export const HEAD_WAIT_MS = 100;
+
+/** Resolves whether `promise` settles within `ms` milliseconds. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const settled = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
 
 /** Resolves whether `promise` settles within `SETTLE_TURNS` microtask turns (a body already complete). */
 async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {

@@ -12,7 +12,7 @@ import {
   withServer,
 } from "./helpers/http_client.ts";
 import { RUNTIME } from "./helpers/socket_util.ts";
-import { DRAIN_LIMIT, GATHER_LIMIT } from "../src/task.ts";
+import { DRAIN_LIMIT, GATHER_LIMIT, HEAD_WAIT_MS } from "../src/task.ts";
 
 const hello = () => new Response("Hello world\n");
 
@@ -1020,6 +1020,53 @@ describe("serve: response framing", () => {
       const [r] = await c.responses(1);
       assert.equal(r.body, "data: hello\n\ndata: bye\n\n");
       c.close();
+    });
+  });
+
+  test("a stream with nothing yet sends its head after HEAD_WAIT_MS; one ready by then still gets a Content-Length", async () => {
+    const releases: Array<() => void> = [];
+    const app = (request: Request) => {
+      const soon = new URL(request.url).pathname === "/soon";
+      return new Response(
+        new ReadableStream({
+          async start(controller) {
+            if (soon) await sleep(HEAD_WAIT_MS / 4);
+            else await new Promise<void>((resolve) => releases.push(resolve));
+            controller.enqueue(new TextEncoder().encode("data: late\n\n"));
+            controller.close();
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    };
+    await withServer(app, {}, async (port) => {
+      for (const version of ["1.1", "1.0"]) {
+        const c = await RawClient.connect(port);
+        const started = Date.now();
+        c.send(`GET /events HTTP/${version}\r\nHost: x\r\n\r\n`);
+        // The head, with the framing of a stream, long before the first event.
+        await c.until(() => c.text.includes("\r\n\r\n"), 2000);
+        assert.ok(Date.now() - started < HEAD_WAIT_MS + 1000);
+        assert.match(
+          c.text,
+          version === "1.1" ? /transfer-encoding: chunked/ : /connection: close/,
+        );
+        assert.doesNotMatch(c.text, /content-length/);
+        releases.shift()!();
+        if (version === "1.1") {
+          const [r] = await c.responses(1);
+          assert.equal(r.body, "data: late\n\n");
+        } else {
+          await c.closedByServer();
+          assert.ok(c.text.endsWith("\r\n\r\ndata: late\n\n"));
+        }
+        c.close();
+      }
+      const c = await RawClient.connect(port);
+      c.send("GET /soon HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [soon] = await c.responses(1);
+      c.close();
+      assert.equal(soon.header("content-length"), String("data: late\n\n".length));
     });
   });
 
