@@ -55,7 +55,7 @@ export interface Options {
   serverName?: string;
   /** Most app calls in flight at once; the rest wait in order (default `Infinity`: no cap). */
   maxConcurrency?: number;
-  /** Most open connections; beyond it new ones wait in the backlog (default 100). */
+  /** Most open connections (default 100); beyond it new ones wait, and the connection idle the longest between requests is closed to let one in. */
   connectionLimit?: number;
   /** Seconds between sweeps for idle connections (default 30), at most `channelTimeout`. */
   cleanupInterval?: number;

@@ -60,8 +60,10 @@ const START_HELD = 256;
  * the responses queued before it are sent as they would have been.
  */
 const LAST_READ = 512;
+/** A response was sent: the connection is kept alive (see `idle`). */
+const SERVED = 1024;
 /** `#bits` holds the flags below this, and `slot + 1` times this. */
-const SLOT_UNIT = 1024;
+const SLOT_UNIT = 2048;
 
 /**
  * Channels whose output is flushed on the next macrotask: one timer serves
@@ -94,6 +96,13 @@ export interface ChannelOwner {
   readonly parsers: ParserPool;
   /** Called once when the connection is closed. */
   channelClosed(channel: Channel): void;
+  /**
+   * Connections wait at `connectionLimit` and none was idle to be closed
+   * for them: a connection that becomes idle calls `channelIdle`.
+   */
+  readonly roomWanted: boolean;
+  /** This connection became idle while `roomWanted`. */
+  channelIdle(channel: Channel): void;
 }
 
 /** One HTTP/1.1 connection. */
@@ -117,6 +126,17 @@ export class Channel implements SocketHandler, ExchangeHost {
   /** The connection is gone: nothing is written any more. */
   get closed(): boolean {
     return this.#is(CLOSED);
+  }
+
+  /**
+   * Kept alive between requests: one was answered, and nothing is in
+   * service, nor begun, nor to be closed. Such a connection may be closed
+   * to make room for one that waits (see `closeIdle`).
+   */
+  get idle(): boolean {
+    return (this.#bits & (CLOSED | CLOSING | LAST_READ | SERVED)) === SERVED &&
+      this.#tasks.length === 0 && this.#reading === null &&
+      (this.#parser === null || this.#parser.atRest);
   }
 
   /** Last time bytes moved in either direction (ms). */
@@ -382,6 +402,16 @@ export class Channel implements SocketHandler, ExchangeHost {
     }
   }
 
+  /** Closes an idle connection to make room for one that waits at `connectionLimit`. */
+  closeIdle(): void {
+    this.adj.logger.info(
+      `Closing connection from ${
+        formatAddr(this.remoteAddr)
+      }: idle, and a new connection waits at connectionLimit`,
+    );
+    this.shutdown();
+  }
+
   /** Drops the connection at once. */
   destroy(): void {
     this.socket.destroy();
@@ -517,6 +547,7 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   #taskDone(task: Task): void {
     if (this.#is(CLOSED)) return;
+    this.#mark(SERVED);
     // pop() where it does the same keeps the array's room for the next push.
     if (this.#tasks.length === 1) this.#tasks.pop();
     else this.#tasks.shift();
@@ -563,6 +594,7 @@ export class Channel implements SocketHandler, ExchangeHost {
     // their responses together when it is done.
     if (!this.#is(PUMPING)) this.flush();
     this.#maybeFinish();
+    if (this.owner.roomWanted && this.idle) this.owner.channelIdle(this);
   }
 
   /**

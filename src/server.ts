@@ -55,6 +55,8 @@ class HttpServer implements Server, ChannelOwner {
   #resolveFinished!: () => void;
   #limitWarned = false;
   #limitLoggedAt = -Infinity;
+  /** See `ChannelOwner.roomWanted`. */
+  roomWanted = false;
 
   constructor(app: App, options?: Options) {
     this.handler = toHandler(app);
@@ -114,7 +116,7 @@ class HttpServer implements Server, ChannelOwner {
       listener.start((socket) => {
         if (ipv6Only && isMappedIPv4(socket.remoteAddr)) socket.destroy();
         else this.#accept(socket);
-      });
+      }, () => this.#makeRoom());
     });
     const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
     this.#maintenance = setInterval(
@@ -133,6 +135,33 @@ class HttpServer implements Server, ChannelOwner {
     this.#channels.add(channel);
     this.#applyLimit();
     channel.start();
+    // Full again, with more waiting: each may need an idle connection closed.
+    if (!this.#accepting) this.#makeRoom();
+  }
+
+  channelIdle(): void {
+    this.#makeRoom();
+  }
+
+  /**
+   * Connections wait at `connectionLimit`: the connection idle the longest
+   * between requests is closed to make room (clients expect a kept-alive
+   * connection to be closed, and open another). Else a proxy's pool of idle
+   * connections, or clients that keep theirs open, would lock new clients
+   * out until `channelTimeout`. With none idle, the next connection to
+   * become idle is closed (see `roomWanted`).
+   */
+  #makeRoom(): void {
+    this.roomWanted = false;
+    if (this.#accepting || this.#closing || !this.#listeners.some((l) => l.waiting)) return;
+    let oldest: Channel | null = null;
+    this.#channels.forEach((channel) => {
+      if (channel.idle && (oldest === null || channel.lastActivity < oldest.lastActivity)) {
+        oldest = channel;
+      }
+    });
+    if (oldest === null) this.roomWanted = true;
+    else (oldest as Channel).closeIdle();
   }
 
   channelClosed(channel: Channel): void {

@@ -260,6 +260,27 @@ for (const rt of [native, nodeRuntime]) {
       }
     });
 
+    test("while paused, a connection that arrives is held and said to wait", {
+      timeout: 20_000,
+    }, async () => {
+      const l = await rt.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+      const got: Socket[] = [];
+      let told = 0;
+      l.start((s) => got.push(s), () => told++);
+      l.setAccepting(false);
+      assert.equal(l.waiting, false);
+      const c = await client(l.addr);
+      await until(() => told > 0);
+      assert.equal(l.waiting, true);
+      assert.equal(got.length, 0);
+      l.setAccepting(true);
+      await until(() => got.length === 1);
+      assert.equal(l.waiting, false);
+      got[0].destroy();
+      c.sock.destroy();
+      await l.close();
+    });
+
     test("close() while paused closes the held connections", { timeout: 20_000 }, async () => {
       const l = await rt.listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
       l.setAccepting(false);

@@ -1397,22 +1397,51 @@ describe("serve: connections", () => {
     );
   });
 
-  test("connectionLimit: extra connections wait and are served once capacity frees", async () => {
-    await withServer(hello, { connectionLimit: 2 }, async (port) => {
+  test("connectionLimit: a connection that waits is let in by closing the one idle the longest, never a busy one", async () => {
+    const waiting: Array<() => void> = [];
+    const open = () => waiting.shift()!();
+    const app = async (request: Request) => {
+      if (new URL(request.url).pathname === "/slow") {
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      }
+      return new Response("ok");
+    };
+    const logger = recordingLogger();
+    await withServer(app, { connectionLimit: 2, logger }, async (port) => {
+      const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      // Both busy: the third waits, until one of them has answered and is idle.
       const a = await RawClient.connect(port);
       const b = await RawClient.connect(port);
-      a.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      b.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      await a.responses(1);
+      a.send(get("/slow"));
+      await sleep(50);
+      b.send(get("/"));
       await b.responses(1);
+      b.send(get("/slow"));
+      await sleep(50);
       const c = await RawClient.connect(port);
-      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      c.send(get("/"));
       await sleep(200);
       assert.equal(parseResponses(c.received).length, 0, "the third waits");
-      a.close();
+      open(); // a's answer: a is idle now, and closed for c
+      await a.responses(1);
+      await a.closedByServer();
       await c.responses(1);
-      b.close();
-      c.close();
+      open(); // b was busy all along, and is still open
+      await b.responses(2);
+      b.send(get("/"));
+      await b.responses(3);
+      // Now b and c are idle: a fourth closes the one idle the longest (c).
+      const d = await RawClient.connect(port);
+      d.send(get("/"));
+      await d.responses(1);
+      await c.closedByServer();
+      b.send(get("/"));
+      await b.responses(4);
+      assert.equal(
+        logger.lines.filter((l) => l.includes("a new connection waits at connectionLimit")).length,
+        2,
+      );
+      for (const client of [a, b, c, d]) client.close();
     });
   });
 
@@ -1420,15 +1449,24 @@ describe("serve: connections", () => {
     // Deno stops accepting, so there the kernel holds them; Bun and Node
     // cannot stop, and hold them in the process.
     const holdsInProcess = !("Deno" in globalThis);
-    await withServer(hello, { connectionLimit: 1, backlog: 2 }, async (port) => {
+    let open = () => {};
+    const busy = new Promise<void>((resolve) => (open = resolve));
+    const app = async (request: Request) => {
+      if (new URL(request.url).pathname === "/busy") await busy;
+      return new Response("ok");
+    };
+    await withServer(app, { connectionLimit: 1, backlog: 2 }, async (port) => {
+      // Busy, so not closed to make room.
       const first = await RawClient.connect(port);
-      first.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      await first.responses(1);
+      first.send("GET /busy HTTP/1.1\r\nHost: x\r\n\r\n");
+      await sleep(50);
       const held = [await RawClient.connect(port), await RawClient.connect(port)];
       await sleep(100);
       const extra = await RawClient.connect(port);
       if (holdsInProcess) await extra.closedByServer(2000);
       for (const c of held) c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      open();
+      await first.responses(1);
       first.close();
       await held[0].responses(1);
       held[0].close();

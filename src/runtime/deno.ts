@@ -244,11 +244,12 @@ class DenoListener implements Listener {
   #listener: Deno.Listener;
   #recvBytes: number;
   #onConnection: ((socket: Socket) => void) | undefined;
+  #onWaiting: (() => void) | undefined;
   #accepting = true;
   /** The accept loop while it runs (an `accept()` is pending). */
   #loop: Promise<void> | null = null;
   #closed = false;
-  /** Connections accepted by an accept() that was in flight when paused. */
+  /** The connection accepted while paused (at most one; see #acceptLoop). */
   #held: Conn[] = [];
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Accept errors in a row (a spinning guard). */
@@ -265,10 +266,16 @@ class DenoListener implements Listener {
       : toAddr(listener.addr);
   }
 
-  start(onConnection: (socket: Socket) => void): void {
+  start(onConnection: (socket: Socket) => void, onWaiting?: () => void): void {
     if (this.#onConnection) throw new Error("listener already started");
     this.#onConnection = onConnection;
+    this.#onWaiting = onWaiting;
     this.#pump();
+  }
+
+  /** A connection is held (see `Listener.waiting`); others wait in the kernel's backlog. */
+  get waiting(): boolean {
+    return this.#held.length > 0;
   }
 
   setAccepting(accepting: boolean): void {
@@ -280,7 +287,9 @@ class DenoListener implements Listener {
     while (this.#held.length > 0 && this.#accepting && !this.#closed) {
       this.#handOut(this.#held.shift()!);
     }
-    if (this.#accepting && !this.#loop && !this.#closed && this.#retryTimer === undefined) {
+    // Paused too, until one is held (see #acceptLoop).
+    const wanted = this.#accepting || this.#held.length === 0;
+    if (wanted && !this.#loop && !this.#closed && this.#retryTimer === undefined) {
       this.#loop = this.#acceptLoop();
     }
   }
@@ -301,7 +310,9 @@ class DenoListener implements Listener {
   }
 
   async #acceptLoop(): Promise<void> {
-    while (this.#accepting && !this.#closed) {
+    // While paused one more is accepted and held: so its owner learns that
+    // a connection waits (see `start`); the others wait in the backlog.
+    while (!this.#closed && (this.#accepting || this.#held.length === 0)) {
       let conn: Conn;
       try {
         conn = await this.#listener.accept();
@@ -325,7 +336,10 @@ class DenoListener implements Listener {
         break;
       }
       if (this.#accepting) this.#handOut(conn);
-      else this.#held.push(conn);
+      else {
+        this.#held.push(conn);
+        if (this.#onWaiting) queueMicrotask(this.#onWaiting);
+      }
     }
     this.#loop = null;
   }

@@ -20,6 +20,7 @@ import { DEFAULTS } from "../adjustments.ts";
 export abstract class GatedListener implements Listener {
   abstract readonly addr: Addr;
   #onConnection: ((socket: Socket) => void) | undefined;
+  #onWaiting: (() => void) | undefined;
   #accepting = true;
   #closed = false;
   #held = new Set<BaseSocket>();
@@ -31,10 +32,16 @@ export abstract class GatedListener implements Listener {
   }
 
   /** Starts handing sockets out, first the held ones. */
-  start(onConnection: (socket: Socket) => void): void {
+  start(onConnection: (socket: Socket) => void, onWaiting?: () => void): void {
     if (this.#onConnection) throw new Error("listener already started");
     this.#onConnection = onConnection;
+    this.#onWaiting = onWaiting;
     this.#release();
+  }
+
+  /** Sockets are held (see `Listener.waiting`). */
+  get waiting(): boolean {
+    return this.#held.size > 0;
   }
 
   /** Pauses or resumes handing sockets out. */
@@ -60,6 +67,9 @@ export abstract class GatedListener implements Listener {
     }
     socket.onGone = (gone) => this.#held.delete(gone);
     this.#held.add(socket);
+    // Later: the caller pauses the socket first, and the owner may hand it out.
+    const onWaiting = this.#onWaiting;
+    if (onWaiting) queueMicrotask(onWaiting);
     return true;
   }
 

@@ -116,9 +116,13 @@ export interface Listener {
   /**
    * Starts handing accepted connections to `onConnection`. While paused (see
    * `setAccepting`) new connections wait (in the kernel backlog, or accepted
-   * but unread, depending on the runtime) and are handed out on resume.
+   * but unread, depending on the runtime) and are handed out on resume;
+   * `onWaiting` is told (in a later microtask) of each that the listener
+   * holds, so that its owner may make room.
    */
-  start(onConnection: (socket: Socket) => void): void;
+  start(onConnection: (socket: Socket) => void, onWaiting?: () => void): void;
+  /** Connections are held, to be handed out on resume (see `start`). */
+  readonly waiting: boolean;
   /** Pauses or resumes accepting (used for `connectionLimit`). */
   setAccepting(accepting: boolean): void;
   /**

@@ -22,5 +22,7 @@ export function channelOwner(handler: Handler, options: Options = {}): ChannelOw
     handler,
     parsers: new ParserPool(adj),
     channelClosed() {},
+    roomWanted: false,
+    channelIdle() {},
   };
 }
