@@ -55,7 +55,7 @@ export interface Options {
   serverName?: string;
   /** Most app calls in flight at once; the rest wait in order (default `Infinity`: no cap). */
   maxConcurrency?: number;
-  /** Most open connections (default 100); beyond it new ones wait, and the connection idle the longest between requests is closed to let one in. */
+  /** Most open connections (default 100); beyond it new ones wait, and the connection idle the longest between requests (for a second at least) is closed to let one in. */
   connectionLimit?: number;
   /** Seconds between sweeps for idle connections (default 30), at most `channelTimeout`. */
   cleanupInterval?: number;

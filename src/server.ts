@@ -5,6 +5,7 @@
  */
 import { type Adjustments, type Options, resolveOptions } from "./adjustments.ts";
 import { Channel, type ChannelOwner } from "./channel.ts";
+import { now } from "./clock.ts";
 import { SlotList } from "./connections.ts";
 import { ParserPool } from "./parser.ts";
 import { TaskRunner } from "./runner.ts";
@@ -57,6 +58,8 @@ class HttpServer implements Server, ChannelOwner {
   #limitLoggedAt = -Infinity;
   /** See `ChannelOwner.roomWanted`. */
   roomWanted = false;
+  /** Runs `#makeRoom` again once the connection idle the longest is idle long enough. */
+  #roomTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(app: App, options?: Options) {
     this.handler = toHandler(app);
@@ -145,11 +148,11 @@ class HttpServer implements Server, ChannelOwner {
 
   /**
    * Connections wait at `connectionLimit`: the connection idle the longest
-   * between requests is closed to make room (clients expect a kept-alive
-   * connection to be closed, and open another). Else a proxy's pool of idle
-   * connections, or clients that keep theirs open, would lock new clients
-   * out until `channelTimeout`. With none idle, the next connection to
-   * become idle is closed (see `roomWanted`).
+   * between requests, once idle for `IDLE_BEFORE_CLOSE_MS`, is closed to
+   * make room (clients expect a kept-alive connection to be closed, and open
+   * another). Else a proxy's pool of idle connections, or clients that keep
+   * theirs open, would lock new clients out until `channelTimeout`. With
+   * none idle, the next connection to become idle is (see `roomWanted`).
    */
   #makeRoom(): void {
     this.roomWanted = false;
@@ -160,8 +163,18 @@ class HttpServer implements Server, ChannelOwner {
         oldest = channel;
       }
     });
-    if (oldest === null) this.roomWanted = true;
-    else (oldest as Channel).closeIdle();
+    if (oldest === null) {
+      this.roomWanted = true;
+      return;
+    }
+    const wait = (oldest as Channel).lastActivity + IDLE_BEFORE_CLOSE_MS - now();
+    if (wait <= 0) (oldest as Channel).closeIdle();
+    else {
+      this.#roomTimer ??= setTimeout(() => {
+        this.#roomTimer = undefined;
+        this.#makeRoom();
+      }, wait);
+    }
   }
 
   channelClosed(channel: Channel): void {
@@ -177,10 +190,10 @@ class HttpServer implements Server, ChannelOwner {
     for (const listener of this.#listeners) listener.setAccepting(this.#accepting);
     // Under a flood the count flaps around the limit: say so once, then at
     // most every LIMIT_LOG_MS, and say "again" only after a warning.
-    const now = Date.now();
-    if (full && !this.#limitWarned && now - this.#limitLoggedAt >= LIMIT_LOG_MS) {
+    const time = Date.now();
+    if (full && !this.#limitWarned && time - this.#limitLoggedAt >= LIMIT_LOG_MS) {
       this.#limitWarned = true;
-      this.#limitLoggedAt = now;
+      this.#limitLoggedAt = time;
       this.adj.logger.warn(
         `total open connections reached the connection limit, no longer accepting new connections`,
       );
@@ -193,8 +206,8 @@ class HttpServer implements Server, ChannelOwner {
   }
 
   #maintain(): void {
-    const now = Date.now();
-    this.#channels.forEach((channel) => channel.checkTimeouts(now));
+    const time = Date.now();
+    this.#channels.forEach((channel) => channel.checkTimeouts(time));
   }
 
   close(options?: { timeout?: number }): Promise<void> {
@@ -228,9 +241,18 @@ class HttpServer implements Server, ChannelOwner {
 
   #allClosed(): void {
     clearInterval(this.#maintenance);
+    clearTimeout(this.#roomTimer);
     this.#resolveFinished();
   }
 }
+
+/**
+ * How long a connection must have been idle before it is closed to make
+ * room (ms): a proxy reuses the connections of its pool at once, and one
+ * closed just then loses the request being sent on it (nginx retries only
+ * those it may repeat: a POST is the client's 502).
+ */
+export const IDLE_BEFORE_CLOSE_MS = 1000;
 
 /** The longest delay timers take (2^31 - 1 ms, ~24.8 days): a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

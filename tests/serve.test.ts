@@ -2,6 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
+import { IDLE_BEFORE_CLOSE_MS } from "../src/server.ts";
 import {
   exchange,
   parseResponses,
@@ -1422,9 +1423,11 @@ describe("serve: connections", () => {
       c.send(get("/"));
       await sleep(200);
       assert.equal(parseResponses(c.received).length, 0, "the third waits");
-      open(); // a's answer: a is idle now, and closed for c
+      open(); // a's answer: a is idle now, and closed for c once idle long enough
       await a.responses(1);
+      const idleSince = Date.now();
       await a.closedByServer();
+      assert.ok(Date.now() - idleSince >= IDLE_BEFORE_CLOSE_MS - 100, "not closed at once");
       await c.responses(1);
       open(); // b was busy all along, and is still open
       await b.responses(2);
