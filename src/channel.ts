@@ -438,6 +438,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (!this.#is(FLUSH_DUE)) this.flush();
     this.#updateReading();
     this.#maybeFinish(); // put off while parsing (see there)
+    // Answered, or its unread body drained: idle now, it may make room.
+    if (this.owner.roomWanted && this.idle) this.owner.channelIdle(this);
   }
 
   #parse(parser: RequestParser): void {
@@ -594,7 +596,6 @@ export class Channel implements SocketHandler, ExchangeHost {
     // their responses together when it is done.
     if (!this.#is(PUMPING)) this.flush();
     this.#maybeFinish();
-    if (this.owner.roomWanted && this.idle) this.owner.channelIdle(this);
   }
 
   /**

@@ -138,8 +138,9 @@ class HttpServer implements Server, ChannelOwner {
     this.#channels.add(channel);
     this.#applyLimit();
     channel.start();
-    // Full again, with more waiting: each may need an idle connection closed.
-    if (!this.#accepting) this.#makeRoom();
+    // Full again, with more waiting: each may need an idle connection closed
+    // (later: a close can hand out the next held socket at once, and so on).
+    if (!this.#accepting) queueMicrotask(() => this.#makeRoom());
   }
 
   channelIdle(): void {
@@ -188,6 +189,9 @@ class HttpServer implements Server, ChannelOwner {
     if (full === !this.#accepting || this.#closing) return;
     this.#accepting = !full;
     for (const listener of this.#listeners) listener.setAccepting(this.#accepting);
+    // Resuming may hand out held sockets at once, and one may fill the limit
+    // again (which a nested call then said): nothing more to say here.
+    if (this.#accepting === full) return;
     // Under a flood the count flaps around the limit: say so once, then at
     // most every LIMIT_LOG_MS, and say "again" only after a warning.
     const time = Date.now();

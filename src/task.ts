@@ -944,7 +944,7 @@ const SETTLE_TURNS = 16;
 /**
  * How long a response whose body stream has nothing yet waits for its first
  * chunk before its head goes out anyway (ms): a chunk ready by then still
- * goes with the head, and a body complete by then still gets a Content-Length.
+ * goes with the head, and a body complete with it still gets a Content-Length.
  */
 export const HEAD_WAIT_MS = 100;
 

@@ -1071,6 +1071,29 @@ describe("serve: response framing", () => {
     });
   });
 
+  test("a stream that fails before its first chunk but after HEAD_WAIT_MS: the head was sent, the connection drops", async () => {
+    const app = () =>
+      new Response(
+        new ReadableStream({
+          async start(controller) {
+            await sleep(HEAD_WAIT_MS * 3);
+            controller.error(new Error("broken"));
+          },
+        }),
+      );
+    const logger = recordingLogger();
+    await withServer(app, { logger }, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await c.closedByServer();
+      // The head alone: no last chunk, so the client sees the response cut short.
+      assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n[^]*transfer-encoding: chunked\r\n/);
+      assert.ok(c.text.endsWith("\r\n\r\n") && c.text.indexOf("\r\n\r\n") === c.text.length - 4);
+      assert.match(logger.lines.join("\n"), /failed after the response started/);
+      c.close();
+    });
+  });
+
   test("a stream that fails after its first chunk: that chunk is sent, then the connection drops", async () => {
     await withServer(failsAfterPart1, { logger: recordingLogger() }, async (port) => {
       const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1445,6 +1468,23 @@ describe("serve: connections", () => {
         2,
       );
       for (const client of [a, b, c, d]) client.close();
+    });
+  });
+
+  test("connectionLimit: a connection that becomes idle within a parse (an app that answers at once) makes room too", async () => {
+    await withServer(hello, { connectionLimit: 2 }, async (port) => {
+      const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+      const a = await RawClient.connect(port);
+      const b = await RawClient.connect(port);
+      await sleep(50);
+      const c = await RawClient.connect(port);
+      c.send(get);
+      await sleep(100);
+      a.send(get); // answered within the parse of its bytes: then idle
+      await a.responses(1);
+      await a.closedByServer();
+      await c.responses(1);
+      for (const client of [a, b, c]) client.close();
     });
   });
 

@@ -39,11 +39,10 @@ const symbols = (() => {
   const inner = named("response");
   const lazyType = named("lazy static content type");
   const headers = named("headers");
-  // Set, it makes the body used (`Deno.serve` marks what it sends so).
+  // Set, it makes the body used (`Deno.serve` marks what it sends so);
+  // without it a lazily held body is read as a stream.
   const consumed = named("serve fast consumed");
-  return lazy && inner && lazyType && headers && consumed
-    ? { lazy, inner, lazyType, headers, consumed }
-    : null;
+  return lazy && inner && lazyType && headers ? { lazy, inner, lazyType, headers, consumed } : null;
 })();
 
 /**
@@ -210,7 +209,7 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
     const r = response as Internals;
     const lazy = r[symbols.lazy];
     if (typeof lazy === "string") {
-      if (r[symbols.consumed] === true) return undefined;
+      if (symbols.consumed === undefined || r[symbols.consumed] === true) return undefined;
       r[symbols.consumed] = true;
       return encode(lazy);
     }
