@@ -205,6 +205,32 @@ describe("behind a forwarding proxy on loopback", () => {
     }
   });
 
+  test("Forwarded: a client's malformed element before the proxy's is not read", async () => {
+    const server = await start({
+      host: "127.0.0.1",
+      port: 0,
+      trustedProxy: "127.0.0.1",
+      trustedProxyHeaders: "forwarded",
+    });
+    // nginx: proxy_set_header Forwarded "$http_forwarded, for=$remote_addr;proto=$scheme"
+    const front = await proxy(
+      server.addr.port!,
+      'Forwarded: for="6.6.6.6;spam=1, for=198.51.100.4;proto=https\r\n',
+    );
+    try {
+      const [status, body] = await request(front, "/");
+      assert.equal(status, 200);
+      const seen = JSON.parse(body);
+      assert.equal(seen.remote.hostname, "198.51.100.4");
+      assert.equal(seen.scheme, "https");
+      assert.equal(seen.proxyHeaders["forwarded"], "for=198.51.100.4;proto=https");
+      assert.deepEqual(server.logger.lines, []);
+    } finally {
+      await front.close();
+      await server.close();
+    }
+  });
+
   test("a malformed trusted header gets 400 naming it; the app is not called", async () => {
     const server = await start({
       host: "127.0.0.1",
