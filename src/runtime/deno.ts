@@ -27,15 +27,8 @@ function toAddr(addr: Deno.Addr): Addr {
 
 const RESOLVED = Promise.resolve();
 
-/**
- * The largest read buffer a bulk upload grows to (bytes). Each full read
- * hands its buffer to the app and allocates the next, so an upload makes
- * its size in new buffers; V8 frees them only at a collection, and larger
- * ones made it collect the whole heap more often: with 256 KiB reads a
- * 100 MiB upload took 3.8 full collections (mean of 8 runs) and 43.5 ms of
- * CPU (`bench/run.ts --scenarios=d`), with 64 KiB 2.2 and 35.5 ms.
- */
-const MAX_READ = 64 * 1024;
+/** The largest read buffer a bulk upload grows to (bytes). */
+const MAX_READ = 256 * 1024;
 
 /**
  * Buffers a flush merges its output into (see `OutputQueue.take`), so that a
