@@ -90,6 +90,25 @@ async function proxy(
   };
 }
 
+/**
+ * Runs `check` against a server with `options` on 127.0.0.1, reached
+ * through a proxy that adds the header lines `extra`; then closes both.
+ */
+async function behindProxy(
+  options: Options,
+  extra: string,
+  check: (front: { port: number }, server: Awaited<ReturnType<typeof start>>) => Promise<void>,
+): Promise<void> {
+  const server = await start({ host: "127.0.0.1", port: 0, ...options });
+  const front = await proxy(server.addr.port!, extra);
+  try {
+    await check(front, server);
+  } finally {
+    await front.close();
+    await server.close();
+  }
+}
+
 /** Sends one request (Connection: close) and returns [status, body]. */
 function request(
   to: { port: number } | { path: string },
@@ -137,98 +156,68 @@ function unchunk(body: string): string {
 
 describe("behind a forwarding proxy on loopback", () => {
   test("X-Forwarded-For/Proto/Host from the trusted proxy rewrite the request", async () => {
-    const server = await start({
-      host: "127.0.0.1",
-      port: 0,
-      trustedProxy: "127.0.0.1",
-      trustedProxyHeaders: ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"],
-    });
-    const front = await proxy(
-      server.addr.port!,
+    await behindProxy(
+      {
+        trustedProxy: "127.0.0.1",
+        trustedProxyHeaders: ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"],
+      },
       "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n",
+      async (front) => {
+        const [status, body] = await request(front, "/cart?id=3");
+        assert.equal(status, 200);
+        const seen = JSON.parse(body);
+        assert.equal(seen.url, "https://shop.example/cart?id=3");
+        assert.equal(seen.host, "shop.example");
+        assert.equal(seen.scheme, "https");
+        assert.deepEqual(seen.remote, { transport: "tcp", hostname: "203.0.113.7" });
+      },
     );
-    try {
-      const [status, body] = await request(front, "/cart?id=3");
-      assert.equal(status, 200);
-      const seen = JSON.parse(body);
-      assert.equal(seen.url, "https://shop.example/cart?id=3");
-      assert.equal(seen.host, "shop.example");
-      assert.equal(seen.scheme, "https");
-      assert.deepEqual(seen.remote, { transport: "tcp", hostname: "203.0.113.7" });
-    } finally {
-      await front.close();
-      await server.close();
-    }
   });
 
   test("a client's own spoofed X-Forwarded-For is not trusted past the proxy count", async () => {
-    const server = await start({
-      host: "127.0.0.1",
-      port: 0,
-      trustedProxy: "127.0.0.1",
-      trustedProxyHeaders: "x-forwarded-for",
-    });
-    // nginx's $proxy_add_x_forwarded_for appends the real peer to what the client sent.
-    const front = await proxy(server.addr.port!, "X-Forwarded-For: 6.6.6.6, 198.51.100.4\r\n");
-    try {
-      const seen = JSON.parse((await request(front, "/"))[1]);
-      assert.equal(seen.remote.hostname, "198.51.100.4");
-      // Bun's requestIP() shape, as Hono's getConnInfo for Bun reads it; no port was named.
-      assert.deepEqual(seen.ip, { address: "198.51.100.4", family: "IPv4", port: 0 });
-      assert.equal(seen.proxyHeaders["x-forwarded-for"], "198.51.100.4");
-    } finally {
-      await front.close();
-      await server.close();
-    }
+    await behindProxy(
+      { trustedProxy: "127.0.0.1", trustedProxyHeaders: "x-forwarded-for" },
+      // nginx's $proxy_add_x_forwarded_for appends the real peer to what the client sent.
+      "X-Forwarded-For: 6.6.6.6, 198.51.100.4\r\n",
+      async (front) => {
+        const seen = JSON.parse((await request(front, "/"))[1]);
+        assert.equal(seen.remote.hostname, "198.51.100.4");
+        // Bun's requestIP() shape, as Hono's getConnInfo for Bun reads it; no port was named.
+        assert.deepEqual(seen.ip, { address: "198.51.100.4", family: "IPv4", port: 0 });
+        assert.equal(seen.proxyHeaders["x-forwarded-for"], "198.51.100.4");
+      },
+    );
   });
 
   test("Forwarded with a quoted IPv6 client and port", async () => {
-    const server = await start({
-      host: "127.0.0.1",
-      port: 0,
-      trustedProxy: "127.0.0.1",
-      trustedProxyHeaders: "forwarded",
-    });
-    const front = await proxy(
-      server.addr.port!,
+    await behindProxy(
+      { trustedProxy: "127.0.0.1", trustedProxyHeaders: "forwarded" },
       'Forwarded: for="[2001:db8::1]:4711";proto=https;host="api.example:8443"\r\n',
+      async (front) => {
+        const seen = JSON.parse((await request(front, "/v1"))[1]);
+        assert.deepEqual(seen.remote, { transport: "tcp", hostname: "2001:db8::1", port: 4711 });
+        assert.deepEqual(seen.ip, { address: "2001:db8::1", family: "IPv6", port: 4711 });
+        assert.equal(seen.url, "https://api.example:8443/v1");
+        assert.equal(seen.scheme, "https");
+      },
     );
-    try {
-      const seen = JSON.parse((await request(front, "/v1"))[1]);
-      assert.deepEqual(seen.remote, { transport: "tcp", hostname: "2001:db8::1", port: 4711 });
-      assert.deepEqual(seen.ip, { address: "2001:db8::1", family: "IPv6", port: 4711 });
-      assert.equal(seen.url, "https://api.example:8443/v1");
-      assert.equal(seen.scheme, "https");
-    } finally {
-      await front.close();
-      await server.close();
-    }
   });
 
   test("Forwarded: a client's malformed element before the proxy's is not read", async () => {
-    const server = await start({
-      host: "127.0.0.1",
-      port: 0,
-      trustedProxy: "127.0.0.1",
-      trustedProxyHeaders: "forwarded",
-    });
-    // nginx: proxy_set_header Forwarded "$http_forwarded, for=$remote_addr;proto=$scheme"
-    const front = await proxy(
-      server.addr.port!,
+    await behindProxy(
+      { trustedProxy: "127.0.0.1", trustedProxyHeaders: "forwarded" },
+      // nginx: proxy_set_header Forwarded "$http_forwarded, for=$remote_addr;proto=$scheme"
       'Forwarded: for="6.6.6.6;spam=1, for=198.51.100.4;proto=https\r\n',
+      async (front, server) => {
+        const [status, body] = await request(front, "/");
+        assert.equal(status, 200);
+        const seen = JSON.parse(body);
+        assert.equal(seen.remote.hostname, "198.51.100.4");
+        assert.equal(seen.scheme, "https");
+        assert.equal(seen.proxyHeaders["forwarded"], "for=198.51.100.4;proto=https");
+        assert.deepEqual(server.logger.lines, []);
+      },
     );
-    try {
-      const [status, body] = await request(front, "/");
-      assert.equal(status, 200);
-      const seen = JSON.parse(body);
-      assert.equal(seen.remote.hostname, "198.51.100.4");
-      assert.equal(seen.scheme, "https");
-      assert.equal(seen.proxyHeaders["forwarded"], "for=198.51.100.4;proto=https");
-      assert.deepEqual(server.logger.lines, []);
-    } finally {
-      await front.close();
-      await server.close();
-    }
   });
 
   test("a malformed trusted header gets 400 naming it; the app is not called", async () => {
@@ -259,30 +248,24 @@ describe("behind a forwarding proxy on loopback", () => {
   });
 
   test("headers from an untrusted peer are removed (and logged when asked)", async () => {
-    const server = await start({
-      host: "127.0.0.1",
-      port: 0,
-      trustedProxy: "10.0.0.1",
-      trustedProxyHeaders: "x-forwarded-for",
-      logUntrustedProxyHeaders: true,
-    });
-    const front = await proxy(
-      server.addr.port!,
+    await behindProxy(
+      {
+        trustedProxy: "10.0.0.1",
+        trustedProxyHeaders: "x-forwarded-for",
+        logUntrustedProxyHeaders: true,
+      },
       "X-Forwarded-For: 203.0.113.7\r\nForwarded: for=1.1.1.1\r\n",
+      async (front, server) => {
+        const seen = JSON.parse((await request(front, "/"))[1]);
+        assert.equal(seen.remote.hostname, "127.0.0.1");
+        assert.deepEqual(seen.proxyHeaders, {});
+        assert.ok(
+          server.logger.lines.some((line) =>
+            /Removed untrusted headers \(X-Forwarded-For, Forwarded\)/.test(line)
+          ),
+        );
+      },
     );
-    try {
-      const seen = JSON.parse((await request(front, "/"))[1]);
-      assert.equal(seen.remote.hostname, "127.0.0.1");
-      assert.deepEqual(seen.proxyHeaders, {});
-      assert.ok(
-        server.logger.lines.some((line) =>
-          /Removed untrusted headers \(X-Forwarded-For, Forwarded\)/.test(line)
-        ),
-      );
-    } finally {
-      await front.close();
-      await server.close();
-    }
   });
 
   test("default options strip proxy headers", async () => {
