@@ -35,6 +35,15 @@ const BUFFER_COST = 128;
  */
 const NONE: never[] = Object.freeze([]) as never[];
 
+/**
+ * Emptied task lists, given back by connections that went idle. Most
+ * keep-alive connections go idle between requests, and taking a list back
+ * costs less than making one for every request (~1% of a hello-world
+ * request's CPU on Bun).
+ */
+const spareLists: Task[][] = [];
+const MAX_SPARE_LISTS = 1024;
+
 // A channel's flags: the low bits of one field that also holds its slot
 // (an idle connection's every field counts).
 const CLOSED = 1;
@@ -430,6 +439,9 @@ export class Channel implements SocketHandler, ExchangeHost {
       this.#unmark(PUMPING);
     }
     if (this.#tasks.length === 0 && this.#reading === null && parser.atRest) {
+      if (this.#tasks !== NONE && spareLists.length < MAX_SPARE_LISTS) {
+        spareLists.push(this.#tasks);
+      }
       this.#tasks = NONE;
       this.#parser = null;
       this.owner.parsers.give(parser);
@@ -515,7 +527,7 @@ export class Channel implements SocketHandler, ExchangeHost {
 
   #enqueue(task: Task): void {
     if (this.#is(PEER_ENDED)) task.clientLeft();
-    if (this.#tasks === NONE) this.#tasks = [];
+    if (this.#tasks === NONE) this.#tasks = spareLists.pop() ?? [];
     this.#tasks.push(task);
     if (this.#tasks.length === 1) this.#startNext();
   }

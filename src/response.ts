@@ -85,13 +85,15 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     if (!send && kept === null) kept = fields.slice(0, i);
     else if (send && kept !== null) kept.push(name, value);
   }
-  lastFields = fields;
+  // `fields` may be refilled by the next response (see `responseFields`).
+  const own = fields.slice();
+  lastFields = own;
   return lastFacts = {
     appLength,
     appClose,
     hasDate,
     hasServer,
-    fields: kept ?? fields,
+    fields: kept ?? own,
     invalid,
   };
 }

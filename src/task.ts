@@ -440,8 +440,12 @@ export class Task {
 
     let result: unknown;
     try {
-      // A request queued behind maxConcurrency whose client has gone is not run.
-      result = this.host.runner.run(() => this.#gone ? SKIPPED : this.host.handler(request, info));
+      // A request queued behind maxConcurrency whose client has gone is not
+      // run; with no cap (the default) no closure is made for the runner.
+      const runner = this.host.runner;
+      if (this.#gone) result = SKIPPED;
+      else if (runner.maxConcurrency === Infinity) result = this.host.handler(request, info);
+      else result = runner.run(() => this.#gone ? SKIPPED : this.host.handler(request, info));
     } catch (error) {
       return this.#failed(error, request, head);
     }

@@ -267,7 +267,8 @@ function encode(text: string): Uint8Array {
  * order, the values of a repeated name joined with ", ", each Set-Cookie on
  * its own. On Deno the list is read from the Response internals, so that no
  * `Headers` object is built (nor, for a plain `new Response(text)`, the
- * header list itself).
+ * header list itself). The list may be one the next call fills again: a
+ * caller that keeps it keeps a copy.
  */
 export function responseFields(response: Response): string[] {
   if (denoFieldsOk) {
@@ -277,8 +278,12 @@ export function responseFields(response: Response): string[] {
   return standardFields(response);
 }
 
+/** What `standardFields` fills (see `responseFields`). */
+const scratchFields: string[] = [];
+
 function standardFields(response: Response): string[] {
-  const fields: string[] = [];
+  const fields = scratchFields;
+  while (fields.length > 0) fields.pop(); // cheaper than setting length
   response.headers.forEach(pushField, fields);
   return fields;
 }
