@@ -440,17 +440,21 @@ export class Task {
 
     let result: unknown;
     try {
-      // A request queued behind maxConcurrency whose client has gone is not
-      // run; with no cap (the default) no closure is made for the runner.
+      // With no cap (the default) no closure is made for the runner.
       const runner = this.host.runner;
-      if (this.#gone) result = SKIPPED;
-      else if (runner.maxConcurrency === Infinity) result = this.host.handler(request, info);
-      else result = runner.run(() => this.#gone ? SKIPPED : this.host.handler(request, info));
+      result = runner.maxConcurrency === Infinity
+        ? this.#callApp(request, info)
+        : runner.run(() => this.#callApp(request, info));
     } catch (error) {
       return this.#failed(error, request, head);
     }
     if (result instanceof ResponseClass) return this.#respond(result, request, head);
     return this.#awaitApp(result, request, head);
+  }
+
+  /** Calls the app, unless the client has gone (a request queued behind maxConcurrency). */
+  #callApp(request: Request, info: RequestInfo): unknown {
+    return this.#gone ? SKIPPED : this.host.handler(request, info);
   }
 
   async #awaitApp(pending: unknown, request: Request, head: RequestHead): Promise<void> {
