@@ -40,6 +40,8 @@ export interface HeadFacts {
   readonly hasDate: boolean;
   /** The app set `Server`. */
   readonly hasServer: boolean;
+  /** The app set `Content-Type`. */
+  readonly hasType: boolean;
   /** Fields to send (`name, value, …`), hop-by-hop and framing removed. */
   readonly fields: readonly string[];
   /** The name of a field whose value cannot be sent (see `isFieldText`), or null. */
@@ -65,6 +67,7 @@ export function inspectHeaders(fields: string[]): HeadFacts {
   let appClose = false;
   let hasDate = false;
   let hasServer = false;
+  let hasType = false;
   let invalid: string | null = null;
   let kept: string[] | null = null;
   for (let i = 0; i < fields.length; i += 2) {
@@ -79,6 +82,7 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     } else {
       if (name === "date") hasDate = true;
       else if (name === "server") hasServer = true;
+      else if (name === "content-type") hasType = true;
       send = true;
     }
     // Most responses drop nothing: their list is sent as it is.
@@ -93,6 +97,7 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     appClose,
     hasDate,
     hasServer,
+    hasType,
     fields: kept ?? own,
     invalid,
   };
@@ -103,6 +108,27 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** The last `withType` made, and what from (a type is added to the same facts again and again). */
+let typedFrom: HeadFacts | null = null;
+let typedType = "";
+let typed: HeadFacts | null = null;
+
+/**
+ * `facts` with a Content-Type field of `type` added where `headers.forEach`
+ * would have put it (names in sorted order): for a type the runtime left out
+ * of the Response's fields (see `impliedType`).
+ */
+export function withType(facts: HeadFacts, type: string): HeadFacts {
+  if (facts === typedFrom && type === typedType) return typed!;
+  const fields = facts.fields.slice();
+  let at = 0;
+  while (at < fields.length && fields[at] < "content-type") at += 2;
+  fields.splice(at, 0, "content-type", type);
+  typedFrom = facts;
+  typedType = type;
+  return typed = { ...facts, hasType: true, fields };
 }
 
 /**
@@ -322,6 +348,7 @@ export function errorResponseBytes(
       appClose: false,
       hasDate: false,
       hasServer: false,
+      hasType: true,
       fields: ["content-type", "text/plain; charset=utf-8"],
       invalid: null,
     },

@@ -19,12 +19,13 @@ import {
   inspectHeaders,
   isFieldText,
   LAST_CHUNK,
+  withType,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
 import { buildRequest, type RequestParts, UnsupportedMethodError } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/output_queue.ts";
 import { isShared } from "./slab.ts";
-import { responseFields, takeStaticBody } from "./runtime/response_parts.ts";
+import { impliedType, responseFields, takeStaticBody } from "./runtime/response_parts.ts";
 import type { Addr } from "./runtime/types.ts";
 
 /** A fetch handler: the app. */
@@ -581,12 +582,16 @@ export class Task {
     }
     // The fields first: Bun fills in the content type of a Blob, form data
     // or URLSearchParams body only while the body is unread.
-    const facts = inspectHeaders(responseFields(response));
+    let facts = inspectHeaders(responseFields(response));
     // A body given whole needs no stream (and `.body` would build one). It
     // may be a view of a shared buffer: nothing before the head is written
     // (which copies it) may wait. A body taken whole was unused (asking
     // first would make Deno materialise a body it holds lazily).
     const whole = takeStaticBody(response);
+    if (whole !== undefined && !facts.hasType) {
+      const type = impliedType(whole);
+      if (type !== null) facts = withType(facts, type);
+    }
     if (whole === undefined && response.bodyUsed) {
       return this.#badResponse("The app returned a used Response body", head);
     }

@@ -2,7 +2,8 @@
 // it never takes a body that must be streamed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
+import { impliedType, responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
+import { RUNTIME } from "../src/runtime/which.ts";
 import { release } from "../src/runtime/output_queue.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
@@ -216,5 +217,78 @@ test("responseFields gives what headers.forEach gives, for responses made every 
   }
   for (const make of makers) {
     assert.deepEqual(responseFields(make()), standard(make()));
+  }
+});
+
+test("a string body goes out with the type the fetch standard gives it, on every runtime", async () => {
+  // Bun leaves it out of the Response's fields (its own server adds it when
+  // sending): a client must get it all the same, where the other fields go.
+  const bodies: Record<string, () => Response> = {
+    "/text": () => new Response("hello"),
+    "/unicode": () => new Response("h\u00e9llo \u20ac"),
+    "/init": () => new Response("x", { headers: { "x-a": "1", "accept-ranges": "none" } }),
+    "/clone": () => new Response("cloned").clone(),
+    "/typed": () => new Response("<p>", { headers: { "content-type": "text/html" } }),
+    "/binary": () => new Response(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+    "/nul": () => new Response(new Uint8Array([104, 0, 105])),
+    "/stream": () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new Uint8Array([104, 105]));
+            c.close();
+          },
+        }),
+      ),
+  };
+  await withServer((req) => bodies[new URL(req.url).pathname](), {}, async (port) => {
+    const c = await RawClient.connect(port);
+    const paths = Object.keys(bodies);
+    for (const path of paths) c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const rs = await c.responses(paths.length);
+    c.close();
+    const h = await RawClient.connect(port);
+    h.send("HEAD /text HTTP/1.1\r\nHost: x\r\n\r\n");
+    const [headResponse] = await h.responses(1, 5000, true);
+    h.close();
+    const types = Object.fromEntries(paths.map((path, i) => [path, rs[i].header("content-type")]));
+    const text = "text/plain;charset=UTF-8";
+    assert.deepEqual(types, {
+      "/text": text,
+      "/unicode": text,
+      "/init": text,
+      "/clone": text,
+      "/typed": "text/html",
+      "/binary": undefined,
+      "/nul": undefined,
+      "/stream": undefined,
+    });
+    assert.equal(headResponse.header("content-type"), text, "HEAD gets it as GET does");
+    assert.deepEqual(
+      rs[2].headers.map(([name]) => name).filter((name) => name !== "date" && name !== "server"),
+      ["accept-ranges", "content-type", "x-a", "content-length"],
+      "in the place headers.forEach gives it",
+    );
+  });
+});
+
+test("impliedType: on Bun, text for a body that reads as UTF-8 text; elsewhere the fields have it", () => {
+  const bytes = (...values: number[]) => new Uint8Array(values);
+  const long = new Uint8Array(2048).fill(97);
+  long.set([0xe2, 0x82, 0xac], 1022); // a character across the part looked at
+  const cases: Array<[Uint8Array, boolean]> = [
+    [new TextEncoder().encode("plain\ttext\r\n\f\x1b[0m h\u00e9 \u20ac \u{1f600}"), true],
+    [long, true],
+    [long.subarray(0, 1024), false], // the same character cut off: not UTF-8
+    [bytes(104, 0, 105), false],
+    [bytes(0x7f, 0x1c), false],
+    [bytes(0xc0, 0x80), false], // an overlong form
+    [bytes(0xe2, 0x28, 0xa1), false],
+    [bytes(0xff), false],
+    [new Uint8Array(0), false],
+  ];
+  for (const [body, text] of cases) {
+    const expected = RUNTIME === "bun" && text ? "text/plain;charset=UTF-8" : null;
+    assert.equal(impliedType(body), expected, JSON.stringify([...body.subarray(0, 8)]));
   }
 });

@@ -145,6 +145,49 @@ function takeFromBun(probe: BunProbe, response: Response): Uint8Array | undefine
   return undefined;
 }
 
+/** How much of a body `impliedType` looks at (about what a browser sniffs). */
+const SNIFF_BYTES = 1024;
+
+/**
+ * The content type that a whole body taken with `takeStaticBody` implies
+ * and the Response's fields left out, or null. The fetch standard gives a
+ * string body `text/plain;charset=UTF-8` in the header list, as Deno and Node
+ * do; Bun leaves it out (`Bun.serve` adds it when sending), and cannot tell
+ * such a body from bytes: on Bun a body whose first KiB is UTF-8 text
+ * without binary control bytes gets it, so bytes that look like text are
+ * labelled as text there too. Elsewhere null: the fields have it.
+ */
+export function impliedType(body: Uint8Array): string | null {
+  return bunProbe !== null && body.byteLength > 0 && looksLikeText(body) ? TEXT_TYPE : null;
+}
+
+/**
+ * Whether the start of `bytes` is UTF-8 without the bytes the MIME sniffing
+ * standard calls binary (C0 controls but for TAB, LF, FF, CR and ESC). A
+ * character cut off at the end of the part looked at is read whole.
+ */
+function looksLikeText(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.byteLength, SNIFF_BYTES);
+  let i = 0;
+  while (i < n) {
+    const c = bytes[i++];
+    if (c < 0x20) {
+      if (c !== 9 && c !== 10 && c !== 12 && c !== 13 && c !== 27) return false;
+    } else if (c >= 0x80) {
+      const more = c >= 0xc2 && c <= 0xdf
+        ? 1
+        : c >= 0xe0 && c <= 0xef
+        ? 2
+        : c >= 0xf0 && c <= 0xf4
+        ? 3
+        : 0;
+      if (more === 0 || i + more > bytes.byteLength) return false;
+      for (const end = i + more; i < end; i++) if ((bytes[i] & 0xc0) !== 0x80) return false;
+    }
+  }
+  return true;
+}
+
 /**
  * Node's fetch (undici) keeps what a body was made from next to its stream,
  * in the Response's `state`: the string itself, or a copy of the bytes it was
