@@ -66,6 +66,14 @@ test("takeStaticBody leaves every stream body unread, whatever the status text",
     new Response(chunks(), { statusText: "é-reason".slice(2) }),
     new Response(generate() as unknown as BodyInit),
   ];
+  // Beyond Latin-1: only Bun takes such a status text.
+  for (const statusText of ["reason \u20ac", "\u20ac"]) {
+    try {
+      responses.push(new Response(chunks(), { statusText }));
+    } catch {
+      // not a ByteString: Deno and Node refuse it
+    }
+  }
   for (const response of responses) {
     assert.equal(takeStaticBody(response), undefined);
     assert.equal(response.bodyUsed, false);
@@ -84,11 +92,20 @@ test("takeStaticBody: JSON, status text, a touched body; a locked body stays for
       statusText: "Not Here",
     }),
   ));
+  // As long as its reason: the body is still told from the reason's bytes.
+  const short = text(takeStaticBody(
+    new Response("Not found", { status: 404, statusText: "Not Found" }),
+  ));
+  const widened = text(
+    takeStaticBody(new Response("ok", { statusText: "D\u00e9j\u00e0 \u20ac".slice(0, 4) })),
+  );
   const touched = new Response("touched");
   assert.ok(touched.body !== null);
   const taken = text(takeStaticBody(touched));
   assert.equal(json, '{"a":1}');
   assert.equal(reason, "a body longer than its reason twice");
+  assert.equal(short, "Not found");
+  assert.equal(widened, "ok");
   if (taken !== undefined) assert.equal(taken, "touched");
   else assert.equal(await touched.text(), "touched");
 

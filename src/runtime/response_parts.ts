@@ -77,6 +77,12 @@ interface BunProbe {
    * app's own buffer: so the server may free it once sent.
    */
   copies: boolean;
+  /**
+   * A status text of Latin-1 characters counts one byte each, however the
+   * engine stores the string (else two are assumed, so that a stream body
+   * never looks held).
+   */
+  latin1Text: boolean;
 }
 
 /**
@@ -105,10 +111,15 @@ const bunProbe: BunProbe | null = (() => {
       estimate: estimate as (value: object) => number,
       base: estimate(new Response(null)),
       copies: false,
+      latin1Text: false,
     };
     const source = new Uint8Array(8);
     const copy = bun.peek(new Response(source).bytes());
     probe.copies = copy instanceof Uint8Array && copy.buffer !== source.buffer;
+    // A Latin-1 text the engine holds two bytes a character (cut from a wider string).
+    const wide = "D\u00e9j\u00e0 vu \u20ac".slice(0, 7);
+    probe.latin1Text = estimate(new Response(new ReadableStream(), { statusText: wide })) ===
+        probe.base + 7 && estimate(new Response("abc", { statusText: wide })) === probe.base + 10;
     const ok = probe.base > 0 &&
       estimate(new Response("abc")) === probe.base + 3 &&
       estimate(new Response("abc", { statusText: "Fine" })) === probe.base + 7 &&
@@ -129,9 +140,7 @@ const bunProbe: BunProbe | null = (() => {
 function takeFromBun(probe: BunProbe, response: Response): Uint8Array | undefined {
   // Fetch responses carry a URL; theirs is not counted here, so skip them.
   if (response.url !== "") return undefined;
-  // The status text counts one byte per character, or two when the string is
-  // stored as UTF-16: assume two, so that a stream body never looks held.
-  const held = probe.estimate(response) - probe.base - 2 * response.statusText.length;
+  const held = probe.estimate(response) - probe.base - textBytes(probe, response.statusText);
   if (held <= 0) return undefined;
   const pending = response.bytes();
   const value = probe.peek(pending);
@@ -186,6 +195,13 @@ function looksLikeText(bytes: Uint8Array): boolean {
     }
   }
   return true;
+}
+
+/** What a Response's status text counts in its reported size (see `BunProbe.latin1Text`). */
+function textBytes(probe: BunProbe, text: string): number {
+  if (!probe.latin1Text) return 2 * text.length;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return 2 * text.length;
+  return text.length;
 }
 
 /**
