@@ -86,6 +86,20 @@ const routes: Record<string, (request: Request) => Response | Promise<Response>>
   },
   "/not-a-response": () => "text" as unknown as Response,
   "/error": () => Response.error(),
+  "/read-twice": async (request) => {
+    await request.text();
+    return new Response(await request.text().then(() => "read again", (e) => e.name));
+  },
+  "/clone": async (request) => {
+    const copy = request.clone();
+    return new Response(`${await copy.text()}|${await request.text()}|${request.bodyUsed}`);
+  },
+  "/rebuilt": async (request) => {
+    const rebuilt = new Request(request, { headers: { "x-new": "1" } });
+    return new Response(
+      `${rebuilt.method} ${rebuilt.url} ${[...rebuilt.headers]} ${await rebuilt.text()}`,
+    );
+  },
   "/echo": async (request) => {
     const headers: string[] = [];
     request.headers.forEach((value, name) => headers.push(`${name}=${value}`));
@@ -103,9 +117,9 @@ const app = (request: Request) => {
 
 const close = "Connection: close\r\n";
 const REQUESTS: string[] = [
-  ...Object.keys(routes).filter((path) => path !== "/echo").map((path) =>
-    `GET ${path} HTTP/1.1\r\nHost: h\r\n${close}\r\n`
-  ),
+  ...Object.keys(routes).filter((path) => !/^\/(echo|read-twice|clone|rebuilt)$/.test(path)).map((
+    path,
+  ) => `GET ${path} HTTP/1.1\r\nHost: h\r\n${close}\r\n`),
   `HEAD /text HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
   `HEAD /stream HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
   `HEAD /204 HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
@@ -116,6 +130,9 @@ const REQUESTS: string[] = [
   `POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n${close}\r\nabc`,
   `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n${close}\r\n` +
   "3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+  ...["/read-twice", "/clone", "/rebuilt"].map((path) =>
+    `POST ${path} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n${close}\r\nhi`
+  ),
   `PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n${close}\r\n`,
   `OPTIONS * HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
   `GET http://other:9/abs?x HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
