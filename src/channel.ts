@@ -470,7 +470,7 @@ export class Channel implements SocketHandler, ExchangeHost {
           return;
         }
         if (event.kind === "body") {
-          reading.deliver(event.data);
+          reading.deliver(event.data, event.whole);
           bodyProgress(reading);
           if (reading.draining && reading.closeAfter) {
             // Too much unread body: stop reading it and close after the

@@ -102,7 +102,16 @@ export interface RequestHead {
 /** What `next()` yields. */
 export type ParseEvent =
   | { kind: "head"; head: RequestHead }
-  | { kind: "body"; data: Uint8Array }
+  | {
+    kind: "body";
+    data: Uint8Array;
+    /**
+     * `data` is all of a chunk given to `push`, from its first byte, and the
+     * parser holds no reference to it any more: its buffer may be handed on
+     * (and detached by whoever gets it) without a copy.
+     */
+    whole: boolean;
+  }
   | { kind: "end" }
   | { kind: "error"; error: ParseError };
 
@@ -1437,21 +1446,25 @@ export class RequestParser {
   // -------------------------------------------------------------------------
   // Bodies
 
-  /** A view of up to `this.remaining` body bytes, or null when none are buffered. */
-  private bodyView(): Uint8Array | null {
+  /** An event for up to `this.remaining` body bytes, or null when none are buffered. */
+  private bodyEvent(): ParseEvent | null {
     if (this.pos === this.buf.length && !this.pull(0)) return null;
-    const avail = this.buf.length - this.pos;
+    const start = this.pos;
+    const avail = this.buf.length - start;
     const n = avail < this.remaining ? avail : this.remaining;
-    const data = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
+    const data = this.buf.subarray(start, start + n);
     this.remaining -= n;
-    return data;
+    // A pushed chunk read in place and all body: let go of it, so that the
+    // app may take its buffer (a byte stream's enqueue detaches it).
+    const whole = start === 0 && n === avail && this.acc === null;
+    if (whole) this.buf = EMPTY;
+    this.pos = whole ? 0 : start + n;
+    return { kind: "body", data, whole };
   }
 
   private lengthBody(): ParseEvent | null {
     if (this.remaining === 0) return this.end();
-    const data = this.bodyView();
-    return data === null ? null : { kind: "body", data };
+    return this.bodyEvent();
   }
 
   /**
@@ -1524,10 +1537,10 @@ export class RequestParser {
           break;
         }
         case P_CHUNK_DATA: {
-          const data = this.bodyView();
-          if (data === null) return null;
+          const event = this.bodyEvent();
+          if (event === null) return null;
           if (this.remaining === 0) this.phase = P_CHUNK_CR;
-          return { kind: "body", data };
+          return event;
         }
         case P_CHUNK_CR:
         case P_CHUNK_LF: {

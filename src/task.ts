@@ -275,14 +275,14 @@ export class Task {
 
   // --- request body, fed by the connection ---------------------------------
 
-  /** Body bytes from the parser. */
-  deliver(data: Uint8Array): void {
+  /** Body bytes from the parser; `whole`: see the parser's body event. */
+  deliver(data: Uint8Array, whole: boolean): void {
     this.bodyBytes += data.byteLength;
     if (this.draining) {
       if (this.bodyBytes > DRAIN_LIMIT) this.closeAfter = true;
       return;
     }
-    if (this.#bodyController) this.#bodyController.enqueue(ownBytes(data));
+    if (this.#bodyController) this.#bodyController.enqueue(ownBytes(data, whole));
     this.#settlePull();
   }
 
@@ -934,15 +934,20 @@ function writeWithHead(host: ExchangeHost, spec: HeadSpec, data: Uint8Array): vo
 }
 
 /**
- * Body bytes as the app gets them: plain Uint8Arrays whose buffer holds
- * nothing of other requests. A runtime's Buffer subclass (Bun's) becomes a
- * plain view; bytes carved from the shared slab (small Deno reads) are
- * copied out, since their buffer also holds other connections' bytes.
+ * Body bytes as the app gets them: plain Uint8Arrays whose buffer holds this
+ * body's bytes alone (and zeros), and that the app may detach or change. A
+ * read that was all body is handed on as it is (a runtime's Buffer subclass,
+ * Bun's, as a plain view); anything else is copied: body bytes that share
+ * their read with the head, framing or a pipelined request (which the
+ * parser still reads), that the parser joined, or that were carved from the
+ * shared slab (small Deno reads, whose buffer holds other connections' bytes).
  */
-function ownBytes(data: Uint8Array): Uint8Array {
-  if (isShared(data)) return data.slice();
-  if (data.constructor === Uint8Array) return data;
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+function ownBytes(data: Uint8Array, whole: boolean): Uint8Array {
+  // A copy by the constructor: a Buffer's slice() makes a view.
+  if (!whole || data.byteOffset !== 0) return new Uint8Array(data);
+  // Bun's and Node's reads are Buffers of their own (never slab bytes).
+  if (data.constructor !== Uint8Array) return new Uint8Array(data.buffer, 0, data.byteLength);
+  return isShared(data) ? new Uint8Array(data) : data;
 }
 
 /**

@@ -494,6 +494,52 @@ describe("Content-Length", () => {
     assert.ok(e !== null && e.kind === "body");
     assert.equal(e.data.buffer, chunk.buffer);
     assert.equal(e.data.byteOffset, chunk.length - 3);
+    assert.equal(e.whole, false, "it shares its chunk with the head");
+  });
+
+  test("a pushed chunk that is all body is whole, and let go of: detaching it harms nothing", () => {
+    const p = new RequestParser(LIMITS);
+    p.push(bytes("POST / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nContent-Length: 6\r\n\r\n"));
+    const first = p.next();
+    assert.ok(first !== null && first.kind === "head");
+    const body = bytes("abc");
+    p.push(body);
+    const e = p.next();
+    assert.ok(e !== null && e.kind === "body");
+    assert.equal(e.data.buffer, body.buffer);
+    assert.equal(e.whole, true);
+    const taken = body.buffer as ArrayBuffer;
+    structuredClone(taken, { transfer: [taken] });
+    p.push(bytes("defGET /n HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const rest = p.next();
+    assert.ok(rest !== null && rest.kind === "body");
+    assert.equal(text(rest.data), "def");
+    assert.equal(rest.whole, false, "the next request shares its chunk");
+    assert.equal(p.next()?.kind, "end");
+    const next = p.next();
+    assert.ok(next !== null && next.kind === "head");
+    assert.equal(next.head.path, "/n");
+    assert.deepEqual(Object.fromEntries(first.head.headers), {
+      Host: "x",
+      "X-A": "1",
+      "Content-Length": "6",
+    });
+  });
+
+  test("chunked data is whole only when a pushed chunk holds nothing else", () => {
+    const p = new RequestParser(LIMITS);
+    p.push(
+      bytes("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n6\r\n"),
+    );
+    assert.equal(p.next()?.kind, "head");
+    const a = p.next();
+    assert.ok(a !== null && a.kind === "body" && !a.whole);
+    p.push(bytes("def"));
+    p.push(bytes("ghi"));
+    const b = p.next();
+    const c = p.next();
+    assert.ok(b !== null && b.kind === "body" && b.whole && text(b.data) === "def");
+    assert.ok(c !== null && c.kind === "body" && c.whole && text(c.data) === "ghi");
   });
 
   test("zero length: a head of kind length 0, then end", () => {

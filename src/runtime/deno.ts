@@ -78,6 +78,8 @@ class DenoSocket extends BaseSocket {
   #wantRead = false;
   #recvBytes: number;
   #buf: Uint8Array;
+  /** `#buf` has held a read that was copied out (see `#readLoop`). */
+  #bufReused = false;
 
   /** `localAddr`: the listener's, for a unix socket (see `DenoListener`). */
   constructor(conn: Conn, recvBytes: number, localAddr: Addr | undefined) {
@@ -198,6 +200,10 @@ class DenoSocket extends BaseSocket {
           // twice as large while reads come back full (a bulk upload: fewer
           // reads), back to recvBytes otherwise (idle connections stay small).
           chunk = buf.subarray(0, n);
+          // The app may get this buffer (a body read whole): no bytes of
+          // earlier reads may linger past the chunk.
+          if (this.#bufReused) buf.fill(0, n);
+          this.#bufReused = false;
           const size = n === buf.byteLength
             ? Math.min(buf.byteLength * 2, Math.max(MAX_READ, this.#recvBytes))
             : this.#recvBytes;
@@ -207,6 +213,7 @@ class DenoSocket extends BaseSocket {
           // (body bytes are copied out of it before the app sees them).
           chunk = allocate(n);
           chunk.set(buf.subarray(0, n));
+          this.#bufReused = true;
         }
         // Delivered even if paused meanwhile: the base class holds it.
         this._data(chunk);
