@@ -7,7 +7,7 @@
  * @module
  */
 import type { Addr, ListenSpec } from "./runtime/types.ts";
-import { consoleLogger, type Logger, warnOnce } from "./logger.ts";
+import { consoleLogger, guardLogger, type Logger, warnOnce } from "./logger.ts";
 import {
   DEFAULT_MAX_REQUEST_HEADERS,
   isAuthority,
@@ -750,7 +750,7 @@ function resolveLogger(value: unknown): Logger {
   ) {
     throw typeError("logger", "an object with info, warn and error methods", value);
   }
-  return candidate as Logger;
+  return guardLogger(candidate as Logger);
 }
 
 function resolveSignal(value: unknown): AbortSignal | undefined {

@@ -26,6 +26,55 @@ export const consoleLogger: Logger = {
   error: (...args: unknown[]): void => console.error(...args.map(asText)),
 };
 
+type Level = "info" | "warn" | "error";
+
+const guarded = new WeakMap<Logger, Logger>();
+
+/**
+ * `logger` made safe to call from anywhere in the server: a call that throws
+ * (or returns a promise that rejects) must not take down the connection, the
+ * timeout sweep or the process, so what it was given goes to the console
+ * instead, the first failure with it. The same logger always gives the same
+ * guarded one (`warnOnce` counts per logger).
+ */
+export function guardLogger(logger: Logger): Logger {
+  if (logger === consoleLogger) return logger;
+  let safe = guarded.get(logger);
+  if (safe !== undefined) return safe;
+  let failed = false;
+  const fallBack = (level: Level, args: unknown[], error: unknown): void => {
+    try {
+      if (!failed) {
+        failed = true;
+        consoleLogger.error(
+          `The logger's ${level}() failed; logging to the console instead:`,
+          error,
+        );
+      }
+      consoleLogger[level](...args);
+    } catch {
+      // Nowhere left to write to.
+    }
+  };
+  const call = (level: Level, args: unknown[]): void => {
+    try {
+      const result: unknown = logger[level](...args);
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+        (result as PromiseLike<unknown>).then(undefined, (error) => fallBack(level, args, error));
+      }
+    } catch (error) {
+      fallBack(level, args, error);
+    }
+  };
+  safe = {
+    info: (...args: unknown[]): void => call("info", args),
+    warn: (...args: unknown[]): void => call("warn", args),
+    error: (...args: unknown[]): void => call("error", args),
+  };
+  guarded.set(logger, safe);
+  return safe;
+}
+
 /** An Error as its stack (or `name: message`), with its causes; anything else as it is. */
 export function asText(value: unknown): unknown {
   if (!(value instanceof Error)) return value;

@@ -1,7 +1,7 @@
 // The default logger writes errors the same way on every runtime.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { asText, consoleLogger } from "../src/logger.ts";
+import { asText, consoleLogger, guardLogger, type Logger } from "../src/logger.ts";
 
 test("asText: an Error becomes its stack with its causes; anything else is left as it is", () => {
   const inner = new TypeError("inner");
@@ -36,4 +36,76 @@ test("consoleLogger hands the console text, not Error objects (Bun would print s
   assert.equal(seen[0][0], "Exception while serving GET /");
   assert.equal(typeof seen[0][1], "string");
   assert.ok((seen[0][1] as string).startsWith("Error: boom\n"));
+});
+
+/** Runs `body` with console.info/warn/error recorded instead of printed. */
+async function withConsole(body: (seen: string[]) => Promise<void> | void): Promise<void> {
+  const seen: string[] = [];
+  const saved = { info: console.info, warn: console.warn, error: console.error };
+  for (const level of ["info", "warn", "error"] as const) {
+    console[level] = (...args: unknown[]) =>
+      void seen.push(`${level}: ${args.map(String).join(" ")}`);
+  }
+  try {
+    await body(seen);
+  } finally {
+    Object.assign(console, saved);
+  }
+}
+
+test("guardLogger: a logger that throws never throws to the server; its lines go to the console", async () => {
+  await withConsole((seen) => {
+    const broken: Logger = {
+      info() {
+        throw new Error("info broke");
+      },
+      warn() {
+        throw new Error("warn broke");
+      },
+      error() {
+        throw new Error("error broke");
+      },
+    };
+    const safe = guardLogger(broken);
+    assert.equal(guardLogger(broken), safe, "one guard per logger (warnOnce counts per logger)");
+    safe.error("first", 1);
+    safe.info("second");
+    assert.equal(seen.length, 3, seen.join("\n"));
+    assert.match(
+      seen[0],
+      /^error: The logger's error\(\) failed; logging to the console instead: .*error broke/,
+    );
+    assert.equal(seen[1], "error: first 1");
+    assert.equal(seen[2], "info: second", "the failure is reported once");
+  });
+});
+
+test("guardLogger: an async logger whose promise rejects causes no unhandled rejection", async () => {
+  await withConsole(async (seen) => {
+    const safe = guardLogger({
+      info: () => Promise.reject(new Error("async broke")) as unknown as void,
+      warn: () => {},
+      error: () => {},
+    });
+    safe.info("line");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(seen.length, 2, seen.join("\n"));
+    assert.match(seen[0], /async broke/);
+    assert.equal(seen[1], "info: line");
+  });
+});
+
+test("guardLogger: a working logger gets every call, with its own `this`", () => {
+  const lines: string[] = [];
+  const logger = {
+    prefix: "p",
+    info(this: { prefix: string }, ...args: unknown[]) {
+      lines.push(`${this.prefix} ${args.join(" ")}`);
+    },
+    warn() {},
+    error() {},
+  };
+  guardLogger(logger).info("a", "b");
+  assert.deepEqual(lines, ["p a b"]);
+  assert.equal(guardLogger(consoleLogger), consoleLogger);
 });

@@ -197,3 +197,49 @@ describe("app faults", () => {
     await server.close({ timeout: 500 });
   });
 });
+
+test("a logger that throws takes nothing down: faults still get their 500, idle connections still close", async () => {
+  const printed: string[] = [];
+  const saved = { info: console.info, warn: console.warn, error: console.error };
+  for (const level of ["info", "warn", "error"] as const) {
+    console[level] = (...args: unknown[]) =>
+      void printed.push(`${level}: ${args.map(String).join(" ")}`);
+  }
+  // Unbound methods of a class-based logger: `this` is not the logger, every call throws.
+  class ClassLogger {
+    #lines: string[] = [];
+    info(line: string) {
+      this.#lines.push(line);
+    }
+  }
+  const unbound = new ClassLogger().info;
+  const server = createServer(app, {
+    host: "127.0.0.1",
+    port: 0,
+    channelTimeout: 1,
+    cleanupInterval: 0.2,
+    logger: { info: unbound, warn: unbound, error: unbound },
+  });
+  try {
+    await server.ready;
+    server.run();
+    const port = server.addr.port!;
+    const { check } = await ask(port, "/throw");
+    assert.equal(check.finals[0]?.status, 500);
+    await stillServes(port);
+    const idle = await RawClient.connect(port);
+    idle.send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    await idle.responses(1);
+    await idle.closedByServer(4000); // the idle timeout, logged through the broken logger
+    idle.close();
+    await stillServes(port);
+    assert.ok(printed.some((l) => /The logger's .*\(\) failed/.test(l)), printed.join("\n"));
+    assert.ok(
+      printed.some((l) => /Exception while serving GET \/throw/.test(l)),
+      printed.join("\n"),
+    );
+  } finally {
+    await server.close({ timeout: 500 });
+    Object.assign(console, saved);
+  }
+});
