@@ -404,8 +404,9 @@ export class Task {
     const prefix = adj.urlPrefix;
     if (prefix !== "") {
       if (rawPath === prefix) pathInfo = "";
-      else if (rawPath.startsWith(prefix + "/")) pathInfo = rawPath.slice(prefix.length);
-      else {
+      else if (rawPath.startsWith(prefix + "/") && !climbsOut(rawPath, prefix)) {
+        pathInfo = rawPath.slice(prefix.length);
+      } else {
         return this.#writeError(
           // The path is not echoed: error pages never repeat client bytes.
           { status: 404, detail: `The path is outside the URL prefix ${prefix}`, close: false },
@@ -931,6 +932,22 @@ function writeWithHead(host: ExchangeHost, spec: HeadSpec, data: Uint8Array): vo
   } else {
     host.write(encodeHead(spec, data));
   }
+}
+
+/**
+ * Whether `path`, which starts with `prefix/`, leaves the prefix once its dot
+ * segments are resolved (`/app/../x`, `/app/%2e%2e/x`), as they are in
+ * `request.url`. Only a path with a segment that starts with `.` or `%2e`
+ * is resolved to find out.
+ */
+function climbsOut(path: string, prefix: string): boolean {
+  if (!path.includes("/.", prefix.length)) {
+    const encoded = path.indexOf("/%2", prefix.length);
+    if (encoded < 0 || !/\/%2e/i.test(path.slice(encoded))) return false;
+  }
+  const resolved = new URL(path, "http://h").pathname;
+  const mount = new URL(prefix, "http://h").pathname;
+  return resolved !== mount && !resolved.startsWith(mount + "/");
 }
 
 /**

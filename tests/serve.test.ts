@@ -151,6 +151,45 @@ describe("serve: basics", () => {
     );
   });
 
+  test("urlPrefix: a path whose dot segments climb out of the prefix is outside it (404)", async () => {
+    await withServer(
+      (request, info) => new Response(`${new URL(request.url).pathname} ${info.pathInfo}`),
+      { urlPrefix: "/app" },
+      async (port) => {
+        for (
+          const path of [
+            "/app/../info",
+            "/app/%2e%2e/info",
+            "/app/.%2E/x",
+            "/app/a/../../b",
+            "/app/..",
+          ]
+        ) {
+          const text = await exchange(
+            port,
+            `GET ${path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`,
+          );
+          assert.match(text, /^HTTP\/1\.1 404 /, path);
+          assert.match(text, /outside the URL prefix \/app/, path);
+        }
+        for (
+          const [path, seen] of [
+            ["/app/a/../b", "/app/b /a/../b"],
+            ["/app/.hidden/%2e", "/app/.hidden/ /.hidden/%2e"],
+            ["/app/x/..", "/app/ /x/.."],
+          ]
+        ) {
+          const text = await exchange(
+            port,
+            `GET ${path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`,
+          );
+          assert.match(text, /^HTTP\/1\.1 200 /, path);
+          assert.ok(text.endsWith(`\r\n\r\n${seen}`), `${path}: ${JSON.stringify(text)}`);
+        }
+      },
+    );
+  });
+
   test("a Host that makes no valid URL is 400, its page not repeating it", async () => {
     await withServer(
       () => new Response("not reached"),
