@@ -740,6 +740,25 @@ function resolveProxyHeaders(
   return headers;
 }
 
+/**
+ * The peer is matched as the socket reports it, so anything that is not an
+ * address in that form would silently never match (and trust nobody).
+ */
+function checkTrustedProxy(value: string, raw: unknown): void {
+  if (value === "*" || value === "localhost" || isIPv4Address(value) || isIPv6Address(value)) {
+    return;
+  }
+  const what = 'an IP address as the socket reports it, "localhost" (unix-socket peers) or "*"';
+  const why = value.includes("/")
+    ? " (address ranges are not supported)"
+    : /^[\d.]+:\d+$/.test(value) || /^\[.*\]:\d+$/.test(value)
+    ? " (without a port)"
+    : /^[a-z\d.-]+$/i.test(value)
+    ? " (host names are not resolved)"
+    : "";
+  throw new RangeError(`trustedProxy must be ${what}${why}, got ${show(raw)}`);
+}
+
 function resolveLogger(value: unknown): Logger {
   if (value === undefined) return consoleLogger;
   const candidate = value as Partial<Logger> | null;
@@ -825,12 +844,13 @@ export function resolveOptions(options: Options = {}): Adjustments {
   if (o.trustedProxy !== undefined) {
     const value = text("trustedProxy", o.trustedProxy).trim();
     // waitress's str_iftruthy: an empty string means "none".
-    if (/[\s,]/.test(value)) {
+    if (value.includes(",")) {
       // waitress matches one address exactly; a list would silently never match.
       throw rangeError("trustedProxy", 'one address (or "*"), not a list', o.trustedProxy);
     }
     if (value !== "") {
       trustedProxy = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+      checkTrustedProxy(trustedProxy, o.trustedProxy);
     }
   }
   let trustedProxyCount = DEFAULTS.trustedProxyCount;

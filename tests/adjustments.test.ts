@@ -462,6 +462,12 @@ describe("trusted proxy options", () => {
     assert.equal(resolve({ trustedProxy: "" }).adj.trustedProxy, undefined);
   });
 
+  test("trustedProxy takes IPv4 and IPv6 addresses (a zone too), localhost and *", () => {
+    for (const value of ["10.0.0.1", "::1", "fe80::1%eth0", "2001:db8::a", "localhost", "*"]) {
+      assert.equal(resolve({ trustedProxy: value }).adj.trustedProxy, value);
+    }
+  });
+
   test("a bracketed IPv6 trustedProxy is unbracketed", () => {
     const { adj } = resolve({ trustedProxy: "[::1]", trustedProxyHeaders: "x-forwarded-for" });
     assert.equal(adj.trustedProxy, "::1");
@@ -502,6 +508,24 @@ describe("trusted proxy options", () => {
       { trustedProxy: 1 as unknown as string },
       /trustedProxy must be a string, got 1/,
     ],
+    ...([
+      ["nginx", "host names are not resolved"],
+      ["proxy.internal", "host names are not resolved"],
+      ["10.0.0.0/8", "address ranges are not supported"],
+      ["127.0.0.1:8080", "without a port"],
+      ["[::1]:8080", "without a port"],
+      ["garbage!", ""],
+      ["not an ip", ""],
+      ["10.0.0.256", "host names are not resolved"],
+    ] as const).map(([value, why]): [string, Options, RegExp] => [
+      `proxy ${value}, which no peer address would ever match`,
+      { trustedProxy: value },
+      new RegExp(
+        `trustedProxy must be an IP address as the socket reports it, "localhost" \\(unix-socket peers\\) or "\\*"${
+          why ? ` \\(${why}\\)` : ""
+        }, got "${value.replace(/[.*[\]]/g, "\\$&")}"`,
+      ),
+    ]),
   ];
   for (const [name, options, pattern] of errors) {
     test(`error: ${name}`, () => assert.throws(() => resolve(options), pattern));
