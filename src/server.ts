@@ -55,6 +55,8 @@ class HttpServer implements Server, ChannelOwner {
   #maintenance: ReturnType<typeof setInterval> | undefined;
   #resolveFinished!: () => void;
   #limitWarned = false;
+  /** Said that connections were refused, since the limit was last left. */
+  #refusedWarned = false;
   #limitLoggedAt = -Infinity;
   /** See `ChannelOwner.roomWanted`. */
   roomWanted = false;
@@ -116,10 +118,14 @@ class HttpServer implements Server, ChannelOwner {
     this.#listeners.forEach((listener, i) => {
       const spec = this.adj.listen[i];
       const ipv6Only = spec.transport === "tcp" && spec.ipv6Only === true;
-      listener.start((socket) => {
-        if (ipv6Only && isMappedIPv4(socket.remoteAddr)) socket.destroy();
-        else this.#accept(socket);
-      }, () => this.#makeRoom());
+      listener.start(
+        (socket) => {
+          if (ipv6Only && isMappedIPv4(socket.remoteAddr)) socket.destroy();
+          else this.#accept(socket);
+        },
+        () => this.#makeRoom(),
+        (held) => this.#refused(held),
+      );
     });
     const interval = Math.max(0.01, Math.min(this.adj.cleanupInterval, this.adj.channelTimeout));
     this.#maintenance = setInterval(
@@ -202,11 +208,22 @@ class HttpServer implements Server, ChannelOwner {
         `total open connections reached the connection limit, no longer accepting new connections`,
       );
     } else if (!full && this.#limitWarned) {
+      this.#refusedWarned = false;
       this.#limitWarned = false;
       this.adj.logger.info(
         `total open connections dropped below the connection limit, listening again`,
       );
     }
+  }
+
+  /** Bun and Node: a connection closed at once, the limit reached and `backlog` held already. */
+  #refused(held: number): void {
+    if (this.#refusedWarned) return;
+    this.#refusedWarned = true;
+    this.adj.logger.warn(
+      `the connection limit is reached and ${held} more connections wait: ` +
+        `closing new connections at once (see connectionLimit and backlog)`,
+    );
   }
 
   #maintain(): void {
@@ -232,6 +249,10 @@ class HttpServer implements Server, ChannelOwner {
       // Longer than a timer can wait is as good as no limit.
       if (timeout !== undefined && timeout <= MAX_TIMER_MS) {
         const timer = setTimeout(() => {
+          this.adj.logger.warn(
+            `closing gracefully took longer than ${timeout} ms: cutting ${this.#channels.size} ` +
+              `connection${this.#channels.size === 1 ? "" : "s"} still open`,
+          );
           this.#channels.forEach((channel) => channel.destroy());
         }, timeout);
         await this.finished;

@@ -533,6 +533,10 @@ export class Task {
       try {
         const custom = await adj.onError(error, request);
         if (custom instanceof Response) return custom;
+        // Nothing returned is a way to decline; anything else is a mistake.
+        if (custom !== undefined && custom !== null) {
+          adj.logger.error(`onError returned ${describe(custom)}, not a Response: answering 500`);
+        }
       } catch (hookError) {
         adj.logger.error("onError threw", hookError);
       }

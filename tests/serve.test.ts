@@ -1359,6 +1359,31 @@ describe("serve: app faults", () => {
     );
   });
 
+  test("onError that returns nothing declines (500); one that returns a non-Response is logged too", async () => {
+    for (
+      const [returned, said] of [[undefined, null], ["oops", "string"], [{ status: 503 }, "Object"]]
+    ) {
+      const logger = recordingLogger();
+      await withServer(
+        () => {
+          throw new Error("kaboom");
+        },
+        { onError: () => returned as unknown as Response, logger },
+        async (port) => {
+          assert.match(
+            await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            /^HTTP\/1\.1 500 /,
+          );
+          const lines = logger.lines.filter((line) => /onError returned/.test(line));
+          assert.deepEqual(
+            lines,
+            said === null ? [] : [`error: onError returned ${said}, not a Response: answering 500`],
+          );
+        },
+      );
+    }
+  });
+
   test("a non-Response return value is a 500", async () => {
     await withServer((() => "hello") as unknown as () => Response, {}, async (port) => {
       assert.match(await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1\.1 500 /);
@@ -1537,7 +1562,8 @@ describe("serve: connections", () => {
       if (new URL(request.url).pathname === "/busy") await busy;
       return new Response("ok");
     };
-    await withServer(app, { connectionLimit: 1, backlog: 2 }, async (port) => {
+    const logger = recordingLogger();
+    await withServer(app, { connectionLimit: 1, backlog: 2, logger }, async (port) => {
       // Busy, so not closed to make room.
       const first = await RawClient.connect(port);
       first.send("GET /busy HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1545,7 +1571,16 @@ describe("serve: connections", () => {
       const held = [await RawClient.connect(port), await RawClient.connect(port)];
       await sleep(100);
       const extra = await RawClient.connect(port);
-      if (holdsInProcess) await extra.closedByServer(2000);
+      if (holdsInProcess) {
+        await extra.closedByServer(2000);
+        const refused = await RawClient.connect(port); // said once, not for every one
+        await refused.closedByServer(2000);
+        refused.close();
+        assert.deepEqual(logger.lines.filter((line) => /closing new connections/.test(line)), [
+          "warn: the connection limit is reached and 2 more connections wait: " +
+          "closing new connections at once (see connectionLimit and backlog)",
+        ]);
+      }
       for (const c of held) c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       open();
       await first.responses(1);

@@ -171,12 +171,13 @@ describe("server: listeners and lifecycle", () => {
     await server.finished;
   });
 
-  test("close({ timeout }) aborts an app that never answers once the timeout passes", async () => {
+  test("close({ timeout }) aborts an app that never answers once the timeout passes, and says so", async () => {
     let aborted = false;
+    const logger = recordingLogger();
     const server = await startServer((_req, info) => {
       info.signal.addEventListener("abort", () => (aborted = true));
       return new Promise<Response>(() => {});
-    });
+    }, { logger });
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     await sleep(50);
@@ -185,6 +186,9 @@ describe("server: listeners and lifecycle", () => {
     assert.ok(Date.now() - t0 < 2000);
     await c.closedByServer();
     assert.ok(aborted, "the app's signal was aborted");
+    assert.deepEqual(logger.lines.filter((line) => /gracefully/.test(line)), [
+      "warn: closing gracefully took longer than 200 ms: cutting 1 connection still open",
+    ]);
     c.close();
   });
 

@@ -21,6 +21,7 @@ export abstract class GatedListener implements Listener {
   abstract readonly addr: Addr;
   #onConnection: ((socket: Socket) => void) | undefined;
   #onWaiting: (() => void) | undefined;
+  #onRefused: ((held: number) => void) | undefined;
   #accepting = true;
   #closed = false;
   #held = new Set<BaseSocket>();
@@ -32,10 +33,15 @@ export abstract class GatedListener implements Listener {
   }
 
   /** Starts handing sockets out, first the held ones. */
-  start(onConnection: (socket: Socket) => void, onWaiting?: () => void): void {
+  start(
+    onConnection: (socket: Socket) => void,
+    onWaiting?: () => void,
+    onRefused?: (held: number) => void,
+  ): void {
     if (this.#onConnection) throw new Error("listener already started");
     this.#onConnection = onConnection;
     this.#onWaiting = onWaiting;
+    this.#onRefused = onRefused;
     this.#release();
   }
 
@@ -59,6 +65,7 @@ export abstract class GatedListener implements Listener {
   protected offer(socket: BaseSocket): boolean {
     if (this.#closed || (!this.#handsOut() && this.#held.size >= this.#holdLimit)) {
       socket.discard();
+      if (!this.#closed) this.#onRefused?.(this.#holdLimit);
       return false;
     }
     if (this.#handsOut()) {

@@ -118,9 +118,14 @@ export interface Listener {
    * `setAccepting`) new connections wait (in the kernel backlog, or accepted
    * but unread, depending on the runtime) and are handed out on resume;
    * `onWaiting` is told (in a later microtask) of each that the listener
-   * holds, so that its owner may make room.
+   * holds, so that its owner may make room, and `onRefused` of each it
+   * closes at once because it already holds `held` (its backlog) of them.
    */
-  start(onConnection: (socket: Socket) => void, onWaiting?: () => void): void;
+  start(
+    onConnection: (socket: Socket) => void,
+    onWaiting?: () => void,
+    onRefused?: (held: number) => void,
+  ): void;
   /** Connections are held, to be handed out on resume (see `start`). */
   readonly waiting: boolean;
   /** Pauses or resumes accepting (used for `connectionLimit`). */
