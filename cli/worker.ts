@@ -14,6 +14,27 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
+
+/**
+ * Deno tells the parent nothing when a worker ends by `Deno.exit` (which
+ * `process.exit` calls there too): it says so first, so that it is replaced
+ * at once, and a shutdown does not wait for it, rather than only once it
+ * has not answered pings for `--worker-timeout`. (Bun reports it itself.)
+ */
+function reportExit(): void {
+  const deno = (globalThis as { Deno?: { exit(code?: number): never } }).Deno;
+  if (deno === undefined) return;
+  const exit = deno.exit;
+  try {
+    deno.exit = (code?: number): never => {
+      scope.postMessage({ type: "exiting" });
+      return exit(code);
+    };
+  } catch {
+    // Not replaceable on this version: the pings still notice.
+  }
+}
+reportExit();
 let server: Server | undefined;
 /** The close asked for, with its options (see `--graceful-timeout`), or null. */
 let closeRequested: { timeout?: number } | null = null;

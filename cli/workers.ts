@@ -34,6 +34,7 @@ export type ToParent =
   | { type: "ready"; addrs: Addr[] }
   | { type: "failed"; message: string }
   | { type: "closed" }
+  | { type: "exiting" }
   | { type: "pong" };
 
 /** How to start a worker. */
@@ -107,6 +108,7 @@ class WorkerHandle {
         rejectReady(new CliError(message.message));
         resolveClosed(); // nothing to close: a shutdown need not wait for it
       } else if (message.type === "closed") resolveClosed();
+      else if (message.type === "exiting") died("exited");
     };
     const died = this.#died = (why: string) => {
       if (this.#dead) return;
@@ -121,7 +123,8 @@ class WorkerHandle {
       event.preventDefault();
       died(errorSummary(event as ErrorEvent));
     });
-    // Bun also reports a worker that ended for another reason (process.exit in it).
+    // Bun also reports a worker that ended for another reason (process.exit in
+    // it); Deno does not, so there the worker says so itself ("exiting").
     this.worker.addEventListener("close", () => died("exited"));
     this.worker.postMessage({ type: "start", ...launch } satisfies ToWorker);
   }
