@@ -22,6 +22,7 @@ import {
   withType,
 } from "./response.ts";
 import type { TaskRunner } from "./runner.ts";
+import { now } from "./clock.ts";
 import { buildRequest, type RequestParts, UnsupportedMethodError } from "./runtime/request.ts";
 import { SMALL_LIMIT } from "./runtime/output_queue.ts";
 import { isShared } from "./slab.ts";
@@ -312,6 +313,9 @@ export class Task {
   startDraining(): void {
     this.draining = true;
     this.pullPending = this.bodyState === "open";
+    // The rest of the body must come as a body the app reads must: a client
+    // that trickles it is closed by the slow-body rule, not kept for ever.
+    if (this.pullPending && this.bodyWaitSince === 0) this.bodyWaitSince = now();
     if (this.#drainIsFutile()) this.closeAfter = true;
     try {
       this.#bodyController?.error(new Error("the response was already sent"));

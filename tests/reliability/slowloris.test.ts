@@ -223,3 +223,54 @@ test("a body that comes in a burst and then stops is closed channelTimeout after
     },
   );
 });
+
+test("an unread body trickled while it is drained is closed by the slow-body rule", async () => {
+  // Drained bodies: a GET's (fetch cannot carry it), a POST's the app does
+  // not read, and a chunked one that trickles chunk-extension bytes.
+  const TIMEOUT = 1;
+  const CHECK = 0.2;
+  const logger = recordingLogger();
+  await withServer(
+    () => new Response("answered without reading"),
+    { channelTimeout: TIMEOUT, cleanupInterval: CHECK, logger },
+    async (port) => {
+      const heads = [
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a",
+      ];
+      const clients = await Promise.all(heads.map(() => timedClient(port)));
+      const starts = clients.map(({ c }, i) => {
+        c.send(heads[i]);
+        return Date.now();
+      });
+      // One byte every 0.6 s: never idle for channelTimeout, far below MIN_BODY_RATE.
+      const trickles = clients.map(async ({ c }) => {
+        while (!c.ended) {
+          await sleep(600);
+          if (!c.ended) c.send("a");
+        }
+      });
+      await waitFor(
+        () => clients.every((s) => s.closedAt() > 0),
+        (TIMEOUT + CHECK) * 1000 + 3000,
+        "every drained trickle closed",
+      );
+      await Promise.all(trickles);
+      for (const [i, s] of clients.entries()) {
+        assert.ok(
+          s.c.text.startsWith("HTTP/1.1 200 OK"),
+          `answered first: ${s.c.text.slice(0, 40)}`,
+        );
+        assert.ok(s.closedAt() - starts[i] < (TIMEOUT + CHECK) * 1000 + 2000, `held ${i}`);
+        s.c.close();
+      }
+      assert.ok(
+        logger.lines.some((l) =>
+          /no request body bytes within channelTimeout|slower than the minimum rate/.test(l)
+        ),
+        logger.lines.join("\n"),
+      );
+    },
+  );
+});
