@@ -228,8 +228,16 @@ export class Channel implements SocketHandler, ExchangeHost {
   #take(chunk: Uint8Array): void {
     this.lastActivity = now();
     // After a close decision nothing more is processed, but the body of the
-    // request being answered still is.
-    if ((this.#is(CLOSING) || this.#is(LAST_READ)) && this.#reading === null) return;
+    // request being answered still is. Nor read: else the runtime would read
+    // (and this drop) all a client sends while the response is made. The
+    // close reads and discards again, for a while (see Socket.end).
+    if ((this.#is(CLOSING) || this.#is(LAST_READ)) && this.#reading === null) {
+      if (!this.#is(PAUSED)) {
+        this.#mark(PAUSED);
+        this.socket.pause();
+      }
+      return;
+    }
     const parser = this.#parser ??= this.owner.parsers.take();
     if (
       this.#tasks.length === 0 && this.#reading === null && parser.headStartedAt === 0 &&
