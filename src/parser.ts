@@ -56,7 +56,7 @@ export interface ParserLimits {
 export interface ParseError {
   /** 400, 413, 414, 431, 501 (also for CONNECT) or 505. */
   status: number;
-  /** One line saying what was wrong; never echoes client bytes. */
+  /** One line saying what was wrong; never echoes client bytes (but a short method token). */
   detail: string;
   /** Every parse error closes the connection. */
   close: true;
@@ -114,6 +114,9 @@ export type ParseEvent =
   }
   | { kind: "end" }
   | { kind: "error"; error: ParseError };
+
+/** Longest method an error page names. */
+const MAX_ECHOED_METHOD = 32;
 
 /** Longest request-target accepted; a longer one gets 414 URI Too Long. */
 export const MAX_TARGET_LENGTH = 16384;
@@ -1144,12 +1147,18 @@ export class RequestParser {
     if (b[k + 5] !== 0x31) return this.lineError(505, "Only HTTP/1.x is supported");
     this.minor = b[k + 7] === 0x30 ? 0 : 1;
     // Methods are case-sensitive (RFC 9110 §9.1), but fetch's Request
-    // upper-cases "get" or "Put" on Deno and Node, and Bun turns methods it
-    // does not know into GET: refused like waitress does, the app never sees
-    // a method other than the one on the wire.
+    // upper-cases "get" or "Put", and Bun turns methods it does not know
+    // into GET: refused like waitress does, the app never sees a method
+    // other than the one on the wire. (A token: named, as waitress does,
+    // only when short, so that the page does not reflect a long one.)
     for (let j = ls; j < mEnd; j++) {
       if (b[j] >= 0x61 && b[j] <= 0x7a) {
-        return this.lineError(400, `Malformed HTTP method "${latin1(b, ls, mEnd)}"`);
+        return this.lineError(
+          400,
+          mEnd - ls <= MAX_ECHOED_METHOD
+            ? `Malformed HTTP method "${latin1(b, ls, mEnd)}"`
+            : "Malformed HTTP method (methods are upper-case)",
+        );
       }
     }
     // The methods fetch forbids in a Request (Bun alone allows two of them).

@@ -263,6 +263,14 @@ describe("request line", () => {
       assert.equal(ev[0].error.status, 400);
       assert.equal(ev[0].error.detail, `Malformed HTTP method "${method}"`);
     }
+    const long = "G" + "e".repeat(5000);
+    const ev = events(`${long} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.ok(ev[0].kind === "error");
+    assert.equal(
+      ev[0].error.detail,
+      "Malformed HTTP method (methods are upper-case)",
+      "not echoed",
+    );
     for (const method of ["PURGE", "X-CUSTOM", "M-SEARCH", "PROPFIND"]) {
       assert.equal(head(`${method} / HTTP/1.1\r\nHost: x\r\n\r\n`).method, method);
     }
