@@ -292,6 +292,9 @@ function parseForwarded(
   // what the client wrote before them is its own (waitress parses it all, so
   // a client's malformed element was a 400, its unknown tokens log lines).
   const kept = lastRaw(raw, config.trustedProxyCount);
+  // Said once a request: a header of many unknown pairs must not make as many log lines.
+  let unknown = "";
+  let unknownCount = 0;
   try {
     for (const rawElement of kept) {
       const element = { for: "", host: "", proto: "" };
@@ -311,12 +314,18 @@ function parseForwarded(
         else if (token === "host") element.host = undquote(value);
         else if (token === "proto") element.proto = undquote(value);
         else if (token === "by") undquote(value);
-        else logger.warn(`Unknown Forwarded token: ${token}`);
+        else if (unknownCount++ === 0) unknown = token;
       }
       elements.push(element);
     }
   } catch (error) {
     throw new Malformed("Forwarded", (error as Error).message, raw);
+  }
+  if (unknownCount > 0) {
+    logger.warn(
+      `Unknown Forwarded token: ${shortened(unknown)}` +
+        (unknownCount > 1 ? ` (and ${unknownCount - 1} more)` : ""),
+    );
   }
   // From the newest trusted element to the oldest: the oldest one that has a
   // parameter wins, because it holds what the client itself asked for.
@@ -448,7 +457,9 @@ export function applyProxyHeaders(
     } catch (error) {
       if (!(error instanceof Malformed)) throw error;
       logger.warn(
-        `Malformed proxy header "${error.header}" from "${peer}": ${error.message} value: ${error.value}`,
+        `Malformed proxy header "${error.header}" from "${peer}": ${error.message} value: ${
+          shortened(error.value)
+        }`,
       );
       return { error: `Header "${error.header}" malformed.` };
     }
@@ -515,4 +526,14 @@ export function applyProxyHeaders(
     remoteAddr: changed?.remoteAddr ?? view.remoteAddr,
     headers: out,
   };
+}
+
+/** Longest client text a log line repeats. */
+const LOGGED_TEXT = 256;
+
+/** `text` cut for a log line: a header may be hundreds of KiB. */
+function shortened(text: string): string {
+  return text.length <= LOGGED_TEXT
+    ? text
+    : `${text.slice(0, LOGGED_TEXT)}… (${text.length} characters)`;
 }

@@ -342,6 +342,24 @@ describe("Forwarded (RFC 7239)", () => {
     assert.deepEqual(logger.lines, ["warn: Unknown Forwarded token: unknown"]);
   });
 
+  test("many unknown tokens make one log line; a long malformed value is cut in its line", () => {
+    const logger = recorder();
+    const out = apply(
+      config(FWD),
+      view([["Forwarded", "for=198.51.100.2;" + "a=b;".repeat(40_000) + "proto=https"]]),
+      logger,
+    );
+    assert.equal(out.scheme, "https");
+    assert.deepEqual(logger.lines, ["warn: Unknown Forwarded token: a (and 39999 more)"]);
+    const bad = recorder();
+    const value = "for=" + "x".repeat(100_000) + ";nope";
+    const failed = applyProxyHeaders(config(FWD), view([["Forwarded", value]]), bad);
+    assert.ok("error" in failed);
+    assert.equal(bad.lines.length, 1);
+    assert.ok(bad.lines[0].length < 600, `${bad.lines[0].length} characters`);
+    assert.match(bad.lines[0], /… \(100009 characters\)$/);
+  });
+
   test("what the client wrote before the trusted elements is not read: no 400, no log line", () => {
     const logger = recorder();
     // nginx: proxy_set_header Forwarded "$http_forwarded, for=$remote_addr;proto=$scheme"
