@@ -214,6 +214,11 @@ class DenoSocket extends BaseSocket {
           chunk = allocate(n);
           chunk.set(buf.subarray(0, n));
           this.#bufReused = true;
+          // Reads are small again: an idle connection keeps no grown buffer.
+          if (buf.byteLength > this.#recvBytes) {
+            this.#buf = new Uint8Array(this.#recvBytes);
+            this.#bufReused = false;
+          }
         }
         // Delivered even if paused meanwhile: the base class holds it.
         this._data(chunk);
