@@ -574,8 +574,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     if (this.#tasks.length === 1) this.#tasks.pop();
     else this.#tasks.shift();
     if (task.responseBroken) {
-      // A body cut short: by a reset where the runtime can send one, so
-      // that a response delimited by the close (HTTP/1.0) does not look whole.
+      // A body delimited by the close, cut short: by a reset where the
+      // runtime can send one, so that it does not look whole.
       this.flush();
       this.socket.destroy(true);
       return;

@@ -167,7 +167,10 @@ export class Task {
   responseStarted = false;
   /** The exchange is over: set before `run()` returns, or before its promise settles. */
   finished = false;
-  /** The response could not be completed: the connection must be dropped, not ended. */
+  /**
+   * A response delimited by the close could not be completed: the connection
+   * must be reset, not ended (a cut one with another framing just closes).
+   */
   responseBroken = false;
   /** Made when the app first asks for a signal (most never do). */
   #abort: AbortController | null = null;
@@ -791,7 +794,7 @@ export class Task {
       }
     } catch (error) {
       this.#cancel(reader);
-      return this.#streamBroke(error, head);
+      return this.#streamBroke(error, head, out.spec.framing);
     }
     this.#endBody(out, reader, more);
   }
@@ -871,7 +874,7 @@ export class Task {
     );
   }
 
-  #streamBroke(error: unknown, head: RequestHead): void {
+  #streamBroke(error: unknown, head: RequestHead, framing: Framing): void {
     if (!this.#clientCaused(error, head, "the response body")) {
       this.host.adj.logger.error(
         `Response body of ${head.method} ${head.target} failed after the response started`,
@@ -879,7 +882,11 @@ export class Task {
       );
     }
     this.closeAfter = true;
-    this.responseBroken = true;
+    // A cut chunked or Content-Length body shows itself (no last chunk, too
+    // few bytes): the usual close keeps what went before it, where a reset
+    // would lose the sent bytes the kernel still holds (earlier pipelined
+    // responses). One that the close ends looks whole but for a reset.
+    this.responseBroken = framing === "close";
   }
 }
 

@@ -61,6 +61,7 @@ const routes: Record<string, Handler> = {
     return r;
   },
   "/midstream": () => new Response(failingStream(3, () => state.cancelled++)),
+  "/big": () => new Response(new Uint8Array(1_000_000).fill(0x62)),
   "/midstream-length": () =>
     new Response(failingStream(3), { headers: { "content-length": "1000" } }),
   "/onerror-throws": () => {
@@ -168,6 +169,23 @@ describe("app faults", () => {
     assert.equal(check.finals.length, 0, "short of Content-Length: never complete");
     assert.match(text, /content-length: 1000/i);
     await stillServes(server.addr.port!);
+  });
+
+  test("a response cut mid-stream does not cut the one pipelined before it (no reset)", async () => {
+    // A reset would drop what the kernel still holds of the first response.
+    const c = await RawClient.connect(server.addr.port!);
+    try {
+      c.socket.pause(); // a client that reads late
+      c.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /midstream HTTP/1.1\r\nHost: x\r\n\r\n");
+      await sleep(300);
+      c.socket.resume();
+      await c.closedByServer(5000);
+      const check = checkResponses(c.received, true);
+      assert.equal(c.error, null, `${c.error}`);
+      assert.deepEqual(check.finals.map((r) => [r.status, r.body.length]), [[200, 1_000_000]]);
+    } finally {
+      c.close();
+    }
   });
 
   async function hangThenVanish(pipelined: boolean): Promise<void> {
