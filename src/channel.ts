@@ -19,6 +19,9 @@ import { now } from "./clock.ts";
  */
 export const MIN_BODY_RATE = 1024;
 
+/** Bytes a connection holds unused before it stops reading (see `#updateReading`). */
+export const HOLD_BYTES = 64 * 1024;
+
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /**
@@ -50,7 +53,10 @@ const CLOSED = 1;
 /** No more requests are read: finish what is queued, then close. */
 const CLOSING = 2;
 const PAUSED = 4;
-/** Bytes arrived while none were wanted: the next such read pauses. */
+/**
+ * More than HOLD_BYTES wait unused, or bytes came after the last request:
+ * reading pauses until bytes are wanted.
+ */
 const OVERFED = 8;
 const PEER_ENDED = 16;
 const PUMPING = 32;
@@ -232,10 +238,8 @@ export class Channel implements SocketHandler, ExchangeHost {
     // (and this drop) all a client sends while the response is made. The
     // close reads and discards again, for a while (see Socket.end).
     if ((this.#is(CLOSING) || this.#is(LAST_READ)) && this.#reading === null) {
-      if (!this.#is(PAUSED)) {
-        this.#mark(PAUSED);
-        this.socket.pause();
-      }
+      this.#mark(OVERFED);
+      this.#updateReading();
       return;
     }
     const parser = this.#parser ??= this.owner.parsers.take();
@@ -245,7 +249,6 @@ export class Channel implements SocketHandler, ExchangeHost {
     ) {
       parser.headStartedAt = this.lastActivity; // the head clock starts at its first byte
     }
-    if (!this.#wantBytes()) this.#mark(OVERFED);
     parser.push(chunk);
     this.#pump();
   }
@@ -644,24 +647,26 @@ export class Channel implements SocketHandler, ExchangeHost {
   }
 
   /**
-   * Reads while the parser needs bytes. Pauses only once a read arrived that
-   * it could not use yet, and held bytes remain: memory stays bounded by two
-   * reads (three where the adapter keeps one read outstanding while paused),
-   * and pipelined requests that came in one read (the usual case)
-   * cost no pause/resume, which are syscalls on some runtimes. A read left
-   * pending also notices a client that goes away.
+   * Reads while the parser needs bytes, and while what it holds unused is
+   * at most HOLD_BYTES: a read left pending notices a client that goes away
+   * (its FIN or reset) while its request is in flight, also when the app
+   * has not read the body, and the memory held stays bounded by HOLD_BYTES
+   * and a read or two (the adapter may keep one outstanding while paused).
+   * Pipelined requests cost no pause/resume, which are syscalls on some
+   * runtimes.
    */
   #updateReading(): void {
     if (this.#is(CLOSED)) return;
-    if (this.#wantBytes()) {
-      this.#unmark(OVERFED);
-      if (this.#is(PAUSED)) {
-        this.#unmark(PAUSED);
-        this.socket.resume();
+    if (this.#wantBytes()) this.#unmark(OVERFED);
+    else if ((this.#parser?.buffered ?? 0) > HOLD_BYTES) this.#mark(OVERFED);
+    if (this.#is(OVERFED)) {
+      if (!this.#is(PAUSED)) {
+        this.#mark(PAUSED);
+        this.socket.pause();
       }
-    } else if (this.#is(OVERFED) && !this.#is(PAUSED) && (this.#parser?.buffered ?? 0) > 0) {
-      this.#mark(PAUSED);
-      this.socket.pause();
+    } else if (this.#is(PAUSED)) {
+      this.#unmark(PAUSED);
+      this.socket.resume();
     }
   }
 }

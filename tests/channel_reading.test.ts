@@ -6,7 +6,7 @@
 // next one at most until the next macrotask.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Channel } from "../src/channel.ts";
+import { Channel, HOLD_BYTES } from "../src/channel.ts";
 import type { Handler } from "../src/task.ts";
 import { channelOwner } from "./helpers/channel_owner.ts";
 import { RecordingSocket } from "./helpers/recording_socket.ts";
@@ -52,18 +52,25 @@ test("pipelined requests from one read are answered without pausing the socket",
   assert.deepEqual(socket.events, []);
 });
 
-test("a read that arrives while requests wait pauses reading until they are served", async () => {
+/** A GET whose head carries `pad` bytes more. */
+function padded(path: string, pad: number): string {
+  return `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Pad: ${"p".repeat(pad)}\r\n\r\n`;
+}
+
+test("reads that arrive while requests wait are held up to HOLD_BYTES, then reading pauses until they are served", async () => {
   const { app, release } = gatedApp();
   const socket = open(app);
   socket.handler.onData(bytes(get("/1") + get("/2")));
   assert.deepEqual(socket.events, [], "the first read is wanted");
   socket.handler.onData(bytes(get("/3")));
-  assert.deepEqual(socket.events, ["pause"], "the second read could not be used");
-  for (let i = 0; i < 3; i++) {
+  assert.deepEqual(socket.events, [], "a little is held: reading goes on (a FIN is noticed)");
+  socket.handler.onData(bytes(padded("/4", HOLD_BYTES)));
+  assert.deepEqual(socket.events, ["pause"], "more than HOLD_BYTES held");
+  for (let i = 0; i < 4; i++) {
     release();
     await settle();
   }
-  assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3"]);
+  assert.deepEqual(bodies(socket.out), ["/1", "/2", "/3", "/4"]);
   assert.deepEqual(socket.events, ["pause", "resume"]);
 });
 
@@ -183,8 +190,10 @@ for (const lookahead of [0, 3]) {
     await settle();
     // Two responses (1200 bytes with heads) pass the watermark: the rest wait.
     assert.deepEqual(paths, ["/0", "/1"]);
-    socket.handler.onData(bytes(all.slice(6).join("") + "GET /partial"));
-    assert.deepEqual(socket.events, ["pause"], "a read that cannot be used pauses reading");
+    socket.handler.onData(bytes(all.slice(6).join("")));
+    assert.deepEqual(socket.events, [], "a little is held: reading goes on");
+    socket.handler.onData(bytes("GET /partial HTTP/1.1\r\nX-Pad: " + "p".repeat(HOLD_BYTES)));
+    assert.deepEqual(socket.events, ["pause"], "more than HOLD_BYTES held: reading pauses");
     // A client reading slowly but steadily: the heads we hold are not its delay.
     const limit = channel.adj.channelTimeout * 1000;
     channel.lastActivity = Date.now() + limit;
@@ -197,7 +206,9 @@ for (const lookahead of [0, 3]) {
     }
     socket.drain();
     await settle();
-    assert.deepEqual(socket.events, ["pause", "resume"]);
+    // Paused while more than HOLD_BYTES wait unwanted (the partial head),
+    // resumed whenever bytes are wanted; reading in the end.
+    assert.match(socket.events.join(), /^(pause,resume,?)+$/);
     assert.equal(bodies(socket.out).length, 8);
   });
 }
@@ -332,8 +343,10 @@ test("reading resumes when the output that held the parse is taken, also once th
   const { app, release } = bigAnswersApp();
   const socket = new HoldingSocket();
   new Channel(channelOwner(app, { outbufHighWatermark: 1000 }), socket).start();
-  socket.send("POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
-  socket.send("56789"); // the rest of the body, not wanted yet: reading pauses
+  const length = HOLD_BYTES + 10;
+  socket.send(`POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\n01234`);
+  // The rest of the body, not wanted yet and more than HOLD_BYTES: reading pauses.
+  socket.send("5".repeat(length - 5));
   assert.deepEqual(socket.events, ["pause"]);
   release(); // the answer holds the parse; the drained body leaves the parser at rest
   await settle();

@@ -175,3 +175,40 @@ test("clients that reset (reading their request, or their response) are not logg
     },
   );
 });
+
+test("a client that leaves while its app waits, its body unread (or read), is noticed: info.signal aborts", async () => {
+  // Reading goes on while little is held, so the FIN or reset is seen even
+  // though nobody wants the body's bytes (README: HOLD_BYTES).
+  let aborted = 0;
+  const app = async (request: Request, info: { signal: AbortSignal }): Promise<Response> => {
+    if (new URL(request.url).pathname === "/read") await request.arrayBuffer();
+    await new Promise<void>((resolve) => info.signal.addEventListener("abort", () => resolve()));
+    aborted++;
+    return new Response("aborted");
+  };
+  await withServer(app, { logger: recordingLogger() }, async (port) => {
+    const cases: Array<[string, number, boolean, "fin" | "reset"]> = [
+      ["/unread", 10, true, "fin"], // the body in a later read than the head
+      ["/unread", 32_000, false, "fin"],
+      ["/unread", 32_000, true, "reset"],
+      ["/read", 48_000, false, "fin"], // read whole, then the app waits
+    ];
+    for (const [path, size, later, how] of cases) {
+      const before = aborted;
+      const c = await RawClient.connect(port);
+      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`;
+      if (later) {
+        c.send(head);
+        await sleep(50);
+        c.send("b".repeat(size));
+      } else {
+        c.send(head + "b".repeat(size));
+      }
+      await sleep(100);
+      if (how === "fin") c.shutdown();
+      else c.socket.resetAndDestroy();
+      await waitFor(() => aborted === before + 1, 3000, `${path} ${size} ${how}: signal aborted`);
+      c.close();
+    }
+  });
+});
