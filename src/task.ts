@@ -187,6 +187,8 @@ export class Task {
   #bodyInUse = false;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #forcedError: ParseError | null = null;
+  /** `bodyBytes` when draining began. */
+  #drainedFrom = 0;
   /** Resumes a stream body that waits for the connection's output to drain. */
   #wakeOnDrain: (() => void) | null = null;
 
@@ -283,7 +285,8 @@ export class Task {
   deliver(data: Uint8Array, whole: boolean): void {
     this.bodyBytes += data.byteLength;
     if (this.draining) {
-      if (this.bodyBytes > DRAIN_LIMIT) this.closeAfter = true;
+      // Counted from the drain's start, as #drainIsFutile foresaw it.
+      if (this.bodyBytes - this.#drainedFrom > DRAIN_LIMIT) this.closeAfter = true;
       return;
     }
     if (this.#bodyController) this.#bodyController.enqueue(ownBytes(data, whole));
@@ -315,6 +318,7 @@ export class Task {
   /** The connection stops waiting for this body: the response is done and the body unread. */
   startDraining(): void {
     this.draining = true;
+    this.#drainedFrom = this.bodyBytes;
     this.pullPending = this.bodyState === "open";
     // The rest of the body must come as a body the app reads must: a client
     // that trickles it is closed by the slow-body rule, not kept for ever.
@@ -343,7 +347,9 @@ export class Task {
    * request body back has read it by then.)
    */
   #closeForUnreadBody(): void {
-    if (this.bodyState === "open" && !this.#bodyInUse && this.#drainIsFutile()) {
+    // A body the app began and cancelled is as unread as one it never touched.
+    const unread = !this.#bodyInUse || this.#bodyController === null;
+    if (this.bodyState === "open" && unread && this.#drainIsFutile()) {
       this.closeAfter = true;
     }
   }

@@ -644,6 +644,46 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("a body the app began and cancelled, with more than DRAIN_LIMIT to come: its response says Connection: close", async () => {
+    const app = async (request: Request) => {
+      const reader = request.body!.getReader();
+      await reader.read();
+      await reader.cancel();
+      return new Response("took one chunk");
+    };
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${DRAIN_LIMIT * 2}\r\n\r\n`);
+      c.send("a".repeat(1000));
+      await c.closedByServer(5000);
+      const [r] = parseResponses(c.received);
+      c.close();
+      assert.equal(r.body, "took one chunk");
+      assert.equal(r.header("connection"), "close");
+    });
+  });
+
+  test("a body read in part whose rest is within DRAIN_LIMIT is drained, whatever came before: the next request is served", async () => {
+    const size = DRAIN_LIMIT + 100_000;
+    const app = async (request: Request) => {
+      if (request.body === null) return new Response("next");
+      const reader = request.body.getReader();
+      let read = 0;
+      while (read < 150_000) read += (await reader.read()).value!.byteLength;
+      return new Response(`read ${read >= 150_000}`); // the rest, under DRAIN_LIMIT, is drained
+    };
+    await withServer(app, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+      c.send("a".repeat(size) + "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+      const [first, second] = await c.responses(2);
+      c.close();
+      assert.equal(first.body, "read true");
+      assert.equal(first.header("connection"), undefined);
+      assert.equal(second.body, "next");
+    });
+  });
+
   test("an error page to an unread body that closes the connection says so (urlPrefix 404)", async () => {
     await withServer(hello, { urlPrefix: "/app" }, async (port) => {
       for (
