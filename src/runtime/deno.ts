@@ -78,8 +78,6 @@ class DenoSocket extends BaseSocket {
   #wantRead = false;
   #recvBytes: number;
   #buf: Uint8Array;
-  /** `#buf` has held a read that was copied out (see `#readLoop`). */
-  #bufReused = false;
 
   /** `localAddr`: the listener's, for a unix socket (see `DenoListener`). */
   constructor(conn: Conn, recvBytes: number, localAddr: Addr | undefined) {
@@ -202,8 +200,7 @@ class DenoSocket extends BaseSocket {
           chunk = buf.subarray(0, n);
           // The app may get this buffer (a body read whole): no bytes of
           // earlier reads may linger past the chunk.
-          if (this.#bufReused) buf.fill(0, n);
-          this.#bufReused = false;
+          if (n < buf.byteLength) buf.fill(0, n);
           const size = n === buf.byteLength
             ? Math.min(buf.byteLength * 2, Math.max(MAX_READ, this.#recvBytes))
             : this.#recvBytes;
@@ -213,12 +210,8 @@ class DenoSocket extends BaseSocket {
           // (body bytes are copied out of it before the app sees them).
           chunk = allocate(n);
           chunk.set(buf.subarray(0, n));
-          this.#bufReused = true;
           // Reads are small again: an idle connection keeps no grown buffer.
-          if (buf.byteLength > this.#recvBytes) {
-            this.#buf = new Uint8Array(this.#recvBytes);
-            this.#bufReused = false;
-          }
+          if (buf.byteLength > this.#recvBytes) this.#buf = new Uint8Array(this.#recvBytes);
         }
         // Delivered even if paused meanwhile: the base class holds it.
         this._data(chunk);
