@@ -14,11 +14,10 @@ export const SMALL_LIMIT = 16 * 1024;
 
 /**
  * Large buffers that only the server holds (a body Bun hands over with
- * `bytes()`, the copy Deno made of a body when its Response was made), whose
- * memory `release` gives back as soon as they are sent or copied. Left to the
- * garbage collector, that memory went back to the system and was faulted in
- * again: on Bun ~0.4 page faults and ~10% of the CPU time of a 64 KiB
- * response, on Deno a quarter of it.
+ * `bytes()`, a copy of its own), whose memory `release` gives back as soon
+ * as they are sent or copied. Left to the garbage collector, that memory went
+ * back to the system and was faulted in again: on Bun ~0.4 page faults and
+ * ~10% of the CPU time of a 64 KiB response.
  */
 const releasable = new WeakSet<Uint8Array>();
 

@@ -45,25 +45,6 @@ const symbols = (() => {
   return lazy && inner && lazyType && headers ? { lazy, inner, lazyType, headers, consumed } : null;
 })();
 
-/**
- * Deno copies a buffer source when the Response is made (as the fetch
- * standard says), so the bytes it holds are the Response's alone; once taken
- * here the body is consumed and nothing can read them again, so the server
- * may free them as soon as they are sent or merged (`markReleasable`), not
- * leave them to the garbage collector, which hands the memory back to the
- * system to be faulted in again for the next response. Checked at load.
- */
-const denoCopies: boolean = (() => {
-  if (symbols === null) return false;
-  try {
-    const source = new Uint8Array(8);
-    const held = (new Response(source) as Internals)[symbols.inner]?.body?.streamOrStatic?.body;
-    return held instanceof Uint8Array && held.buffer !== source.buffer;
-  } catch {
-    return false;
-  }
-})();
-
 /** The part of Bun's globals (and `bun:jsc`) the Bun shortcut uses. */
 interface BunProbe {
   /** `Bun.peek`: a settled promise's value, else the promise itself. */
@@ -282,8 +263,10 @@ export function takeStaticBody(response: Response): Uint8Array | undefined {
       return encode(body);
     }
     if (body instanceof Uint8Array) {
+      // Not marked releasable, though Deno copied it when the Response was
+      // made: its clone() shares these very bytes with the clone, which the
+      // app may keep (a cached response) or serve again.
       held.consumed = true;
-      if (denoCopies) markReleasable(body);
       return body;
     }
   } catch {
