@@ -10,13 +10,15 @@ import { reasonPhrase } from "./status.ts";
 /**
  * Response headers the server owns: an app's values are dropped, never sent.
  * (`name` is lower-case; by length first, cheaper per field than a Set.)
+ * `Upgrade` is not one: it is sent (a 426 must carry it), with the
+ * `upgrade` connection option it needs.
  */
 function isHopByHop(name: string): boolean {
   switch (name.length) {
     case 2:
       return name === "te";
     case 7:
-      return name === "upgrade" || name === "trailer";
+      return name === "trailer";
     case 10:
       return name === "connection" || name === "keep-alive";
     case 16:
@@ -42,6 +44,8 @@ export interface HeadFacts {
   readonly hasServer: boolean;
   /** The app set `Content-Type`. */
   readonly hasType: boolean;
+  /** The app set `Upgrade` (sent, with `Connection: upgrade`). */
+  readonly hasUpgrade: boolean;
   /** Fields to send (`name, value, …`), hop-by-hop and framing removed. */
   readonly fields: readonly string[];
   /** The name of a field whose value cannot be sent (see `isFieldText`), or null. */
@@ -68,8 +72,10 @@ export function inspectHeaders(fields: string[]): HeadFacts {
   let hasDate = false;
   let hasServer = false;
   let hasType = false;
+  let hasUpgrade = false;
   let invalid: string | null = null;
   let kept: string[] | null = null;
+  const named = connectionNamed(fields);
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];
@@ -77,12 +83,16 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     let send = false;
     if (isHopByHop(name)) {
       if (name === "connection" && hasToken(value, "close")) appClose = true;
+    } else if (named !== null && named.includes(name)) {
+      // Hop-by-hop by the app's own Connection field, which is not sent:
+      // sent without it, a proxy would pass the field on.
     } else if (name === "content-length") {
       appLength = parseLength(value); // the server writes it itself, once
     } else {
       if (name === "date") hasDate = true;
       else if (name === "server") hasServer = true;
       else if (name === "content-type") hasType = true;
+      else if (name === "upgrade") hasUpgrade = true;
       send = true;
     }
     // Most responses drop nothing: their list is sent as it is.
@@ -98,9 +108,28 @@ export function inspectHeaders(fields: string[]): HeadFacts {
     hasDate,
     hasServer,
     hasType,
+    hasUpgrade,
     fields: kept ?? own,
     invalid,
   };
+}
+
+/**
+ * The field names the app's `Connection` fields list, but for the options
+ * the server sets itself (`close`, `keep-alive`, `upgrade`); null when none.
+ */
+function connectionNamed(fields: string[]): string[] | null {
+  let named: string[] | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] !== "connection") continue;
+    for (const part of fields[i + 1].split(",")) {
+      const option = asciiLowerTrim(part);
+      if (option !== "" && option !== "close" && option !== "keep-alive" && option !== "upgrade") {
+        (named ??= []).push(option);
+      }
+    }
+  }
+  return named;
 }
 
 /** Whether two lists hold the same strings in the same order. */
@@ -212,8 +241,10 @@ function headText(spec: HeadSpec, date: string): string {
   if (!facts.hasServer && spec.ident !== "") head += "server: " + spec.ident + "\r\n";
   if (spec.length >= 0) head += "content-length: " + spec.length + "\r\n";
   if (spec.framing === "chunked") head += "transfer-encoding: chunked\r\n";
-  if (spec.close) head += "connection: close\r\n";
-  else if (spec.keepAlive10) head += "connection: keep-alive\r\n";
+  const upgrade = facts.hasUpgrade ? "upgrade, " : "";
+  if (spec.close) head += "connection: " + upgrade + "close\r\n";
+  else if (spec.keepAlive10) head += "connection: " + upgrade + "keep-alive\r\n";
+  else if (facts.hasUpgrade) head += "connection: upgrade\r\n";
   return head + "\r\n";
 }
 
@@ -349,6 +380,7 @@ export function errorResponseBytes(
       hasDate: false,
       hasServer: false,
       hasType: true,
+      hasUpgrade: false,
       fields: ["content-type", "text/plain; charset=utf-8"],
       invalid: null,
     },

@@ -79,6 +79,12 @@ const routes: Record<string, (request: Request) => Response | Promise<Response>>
         "x-kept": "1",
       },
     }),
+  "/hop-named": () =>
+    new Response("n", {
+      headers: { connection: "X-Drop, keep-alive", "x-drop": "1", "x-kept": "1" },
+    }),
+  "/426": () =>
+    new Response("u", { status: 426, headers: { upgrade: "websocket", connection: "upgrade" } }),
   "/own-date": () =>
     new Response("d", { headers: { date: "Tue, 01 Jan 2030 00:00:00 GMT", server: "mine" } }),
   "/throw": () => {
@@ -127,6 +133,8 @@ const REQUESTS: string[] = [
   `HEAD /204 HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
   "GET /text HTTP/1.0\r\n\r\n",
   "GET /stream-later HTTP/1.0\r\n\r\n",
+  "GET /426 HTTP/1.0\r\n\r\n",
+  `GET /426 HTTP/1.1\r\nHost: h\r\n\r\nGET /hop-named HTTP/1.1\r\nHost: h\r\n${close}\r\n`,
   `GET /echo?q=1&r=%20 HTTP/1.1\r\nHost: h:81\r\nX-B: 2\r\nx-a: 1\r\nCookie: a=1\r\n` +
   `Cookie: b=2\r\nAccept: x\r\nAccept: y\r\n${close}\r\n`,
   `POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n${close}\r\nabc`,

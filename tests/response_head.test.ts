@@ -161,3 +161,35 @@ test("inspectHeaders gives equal lists the same facts, and a list that differs i
   assert.equal(inspectHeaders(["x", "a\nb"]).invalid, "x", "still invalid when repeated");
   assert.equal(inspectHeaders(["x", "ab"]).invalid, null);
 });
+
+test("Upgrade is sent with its connection option; fields the app's Connection names are not", () => {
+  const named = inspectHeaders([
+    "connection",
+    "X-Drop , keep-alive",
+    "connection",
+    "close, x-other",
+    "upgrade",
+    "websocket",
+    "x-drop",
+    "1",
+    "x-kept",
+    "2",
+    "x-other",
+    "3",
+  ]);
+  assert.deepEqual(named.fields, ["upgrade", "websocket", "x-kept", "2"]);
+  assert.equal(named.hasUpgrade, true);
+  assert.equal(named.appClose, true);
+  const upgrade = ["upgrade", "websocket"];
+  const cases: Array<[Partial<HeadSpec>, string]> = [
+    [{}, "connection: upgrade\r\n\r\n"],
+    [{ close: true }, "connection: upgrade, close\r\n\r\n"],
+    [{ version: "1.0", keepAlive10: true }, "connection: upgrade, keep-alive\r\n\r\n"],
+  ];
+  for (const [over, end] of cases) {
+    const text = decode(encodeHead(spec({ status: 426, ...over }, upgrade)));
+    assert.ok(text.includes("\r\nupgrade: websocket\r\n"), text);
+    assert.ok(text.endsWith(end), text);
+  }
+  assert.ok(!decode(encodeHead(spec())).includes("connection"), "none without Upgrade");
+});
