@@ -329,25 +329,19 @@ export function encodeHead(spec: HeadSpec, body?: Uint8Array): Uint8Array {
 
 /** The last chunk with an empty trailer section. */
 export const LAST_CHUNK: Uint8Array = new Uint8Array([48, 13, 10, 13, 10]);
-/** The CRLF that ends a chunk's data, then the last chunk. */
-export const CRLF_LAST_CHUNK: Uint8Array = new Uint8Array([13, 10, 48, 13, 10, 13, 10]);
+/** The CRLF that ends a chunk's data. */
+export const CRLF: Uint8Array = new Uint8Array([13, 10]);
 
 /**
- * A chunk's size line, preceded by the CRLF that ends the previous chunk's
- * data when there was one: the data itself is then written as it is, never
- * copied, and each chunk costs one small buffer.
+ * A chunk's size line: the data itself is then written as it is, never
+ * copied, followed by `CRLF`.
  */
-export function chunkPrefix(size: number, afterChunk: boolean): Uint8Array {
+export function chunkPrefix(size: number): Uint8Array {
   const hex = size.toString(16);
-  const out = allocate(hex.length + (afterChunk ? 4 : 2));
-  let i = 0;
-  if (afterChunk) {
-    out[i++] = 13;
-    out[i++] = 10;
-  }
-  for (let k = 0; k < hex.length; k++) out[i++] = hex.charCodeAt(k);
-  out[i++] = 13;
-  out[i] = 10;
+  const out = allocate(hex.length + 2);
+  for (let k = 0; k < hex.length; k++) out[k] = hex.charCodeAt(k);
+  out[hex.length] = 13;
+  out[hex.length + 1] = 10;
   return out;
 }
 

@@ -9,7 +9,7 @@ import { isIPv4Address, isIPv6Address, type ParseError, type RequestHead } from 
 import { applyProxyHeaders, equalsLower, type ProxyView } from "./proxy_headers.ts";
 import {
   chunkPrefix,
-  CRLF_LAST_CHUNK,
+  CRLF,
   encodeHead,
   errorBody,
   errorResponseBytes,
@@ -900,8 +900,6 @@ export class Task {
 class BodyOut {
   /** Body bytes written so far. */
   sent = 0;
-  /** A chunk's data was written and its closing CRLF was not. */
-  #inChunk = false;
 
   constructor(private readonly host: ExchangeHost, readonly spec: HeadSpec) {}
 
@@ -917,10 +915,13 @@ class BodyOut {
     }
     this.sent += data.byteLength;
     if (spec.framing === "chunked" && data.byteLength > 0) {
-      const prefix = chunkPrefix(data.byteLength, this.#inChunk);
+      // Each chunk complete with its CRLF: a client may hold a chunk back
+      // until that comes (urllib3 does), and the next one may be minutes
+      // away (an event stream).
+      const prefix = chunkPrefix(data.byteLength);
       host.write(withHead ? encodeHead(spec, prefix) : prefix);
       host.write(data);
-      this.#inChunk = true;
+      host.write(CRLF);
     } else if (withHead) {
       writeWithHead(host, spec, data);
     } else if (data.byteLength > 0) {
@@ -932,7 +933,7 @@ class BodyOut {
   /** Ends the framing; false when fewer bytes came than the declared length. */
   end(): boolean {
     if (this.spec.framing === "chunked") {
-      this.host.write(this.#inChunk ? CRLF_LAST_CHUNK : LAST_CHUNK);
+      this.host.write(LAST_CHUNK);
     }
     return !(this.spec.framing === "length" && this.sent < this.spec.length);
   }

@@ -73,6 +73,19 @@ test("with a scratch buffer, a head and the large body after it are merged into 
   assert.equal(q.bytes, 0);
 });
 
+test("with a scratch buffer, the small ones after the large one go along while they fit", () => {
+  const q = new OutputQueue();
+  const scratch = new Uint8Array(SCRATCH_LEAD + 70_000);
+  const parts = [filled(6, 1), filled(65_536, 2), filled(2, 3), filled(7, 4), filled(20_000, 5)];
+  for (const part of parts) q.push(part);
+  const merged = q.take(scratch)!;
+  assert.equal(merged.buffer, scratch.buffer);
+  assert.equal(merged.byteLength, 6 + 65_536 + 2 + 7, "a chunk's CRLF and the next size line");
+  assert.deepEqual([merged[5], merged[6], merged[65_542], merged[65_544]], [1, 2, 3, 4]);
+  assert.equal(q.take(scratch), parts[4], "a large one is not copied after another");
+  assert.equal(q.bytes, 0);
+});
+
 test("with a scratch buffer, small ones are concatenated in it; a large one too big stays apart", () => {
   const q = new OutputQueue();
   const scratch = new Uint8Array(SCRATCH_LEAD + 1000);

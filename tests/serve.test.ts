@@ -1075,17 +1075,16 @@ describe("serve: response framing", () => {
     });
   });
 
-  test("a stream's first chunk goes out at once, though the next is long in coming", async () => {
-    let release = () => {};
+  test("a stream's chunks go out whole at once, though the next is long in coming", async () => {
+    let send = (_text: string) => {};
+    let end = () => {};
     const app = () =>
       new Response(
         new ReadableStream({
           start(controller) {
             controller.enqueue(new TextEncoder().encode("data: hello\n\n"));
-            release = () => {
-              controller.enqueue(new TextEncoder().encode("data: bye\n\n"));
-              controller.close();
-            };
+            send = (text) => controller.enqueue(new TextEncoder().encode(text));
+            end = () => controller.close();
           },
         }),
         { headers: { "content-type": "text/event-stream" } },
@@ -1093,10 +1092,13 @@ describe("serve: response framing", () => {
     await withServer(app, {}, async (port) => {
       const c = await RawClient.connect(port);
       c.send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-      // Nothing else happens until the first event has reached the client.
-      await c.until(() => c.text.includes("data: hello\n\n"), 2000);
+      // Nothing else happens until the first event has reached the client,
+      // with the CRLF that ends its chunk (a client may wait for that).
+      await c.until(() => c.text.endsWith("\r\n\r\nd\r\ndata: hello\n\n\r\n"), 2000);
       assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n[^]*transfer-encoding: chunked\r\n/);
-      release();
+      send("data: bye\n\n");
+      await c.until(() => c.text.endsWith("\r\nb\r\ndata: bye\n\n\r\n"), 2000);
+      end();
       const [r] = await c.responses(1);
       assert.equal(r.body, "data: hello\n\ndata: bye\n\n");
       c.close();
@@ -1176,7 +1178,7 @@ describe("serve: response framing", () => {
   test("a stream that fails after its first chunk: that chunk is sent, then the connection drops", async () => {
     await withServer(failsAfterPart1, { logger: recordingLogger() }, async (port) => {
       const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n5\r\npart1$/);
+      assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n5\r\npart1\r\n$/);
     });
   });
 

@@ -84,12 +84,13 @@ export class OutputQueue {
    * With `scratch` (at least `SCRATCH_LEAD` bytes), the small ones are
    * concatenated in it rather than in a new buffer, and small ones of at
    * most `SCRATCH_LEAD` bytes in all take the large buffer that follows
-   * with them when it fits (a head and its 64 KiB body: one send). The
-   * large one is copied to offset `SCRATCH_LEAD`, the small ones just
-   * before it, so that it keeps the alignment it most likely has: copying
-   * to an address a few bytes past the source's modulo 4 KiB is ~20 times
-   * slower on some CPUs (4K aliasing; measured on Bun). `usedScratch` tells
-   * whether the result is a view of `scratch`.
+   * with them when it fits (a head and its 64 KiB body: one send), and the
+   * small ones after it too while they fit. The large one is copied to
+   * offset `SCRATCH_LEAD`, the small ones just before it, so that it keeps
+   * the alignment it most likely has: copying to an address a few bytes
+   * past the source's modulo 4 KiB is ~20 times slower on some CPUs (4K
+   * aliasing; measured on Bun). `usedScratch` tells whether the result is a
+   * view of `scratch`.
    */
   take(scratch?: Uint8Array): Uint8Array | undefined {
     const items = this.#items;
@@ -109,6 +110,14 @@ export class OutputQueue {
       at = SCRATCH_LEAD - total;
       total += items[end].byteLength;
       end++;
+      // And the small ones after it, while they fit (a chunk's closing CRLF).
+      while (
+        end < items.length && items[end].byteLength < SMALL_LIMIT &&
+        at + total + items[end].byteLength <= scratch.byteLength
+      ) {
+        total += items[end].byteLength;
+        end++;
+      }
     }
     let out: Uint8Array;
     this.usedScratch = false;
