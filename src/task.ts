@@ -260,6 +260,13 @@ export class Task {
     const callbacks = this.#onLeft;
     this.#onLeft = null;
     if (callbacks) { for (const callback of callbacks) callback(); }
+    // A response body still streaming is cut (see #pipe): waiting for its
+    // next chunk, an event stream between events, would keep the
+    // connection and the app's stream until a write failed, maybe never.
+    if (this.responseStarted && this.#reader !== null) {
+      this.#reader.cancel().catch(() => {});
+      this.outputDrained();
+    }
   }
 
   /** The connection went away: wake everything that waits on it. */
@@ -777,7 +784,11 @@ export class Task {
     return this.#endBody(out, reader, more);
   }
 
-  /** Copies the rest of a stream body to the connection, as fast as the client reads. */
+  /**
+   * Copies the rest of a stream body to the connection, as fast as the
+   * client reads, until the client leaves: after its FIN (or before it) the
+   * body is cut, as `Deno.serve` and `Bun.serve` cut it.
+   */
   async #pipe(
     out: BodyOut,
     reader: ReadableStreamDefaultReader<Uint8Array>,
@@ -788,7 +799,10 @@ export class Task {
     let more = true;
     try {
       while (more) {
+        if (this.#left) return this.#cutShort(reader, out.spec.framing);
         const r = await next;
+        // Its leaving may be what ended the wait (clientLeft cancels the read).
+        if (this.#left) return this.#cutShort(reader, out.spec.framing);
         if (r.done) break;
         if (host.closed) return this.#cancel(reader);
         more = out.emit(asBytes(r.value), false);
@@ -887,6 +901,17 @@ export class Task {
         error,
       );
     }
+    this.#cut(framing);
+  }
+
+  /** The client left while the body streamed: the rest is not sent. */
+  #cutShort(reader: ReadableStreamDefaultReader<Uint8Array>, framing: Framing): void {
+    this.#cancel(reader);
+    this.#cut(framing);
+  }
+
+  /** Ends a response whose body was not completed: the connection closes. */
+  #cut(framing: Framing): void {
     this.closeAfter = true;
     // A cut chunked or Content-Length body shows itself (no last chunk, too
     // few bytes): the usual close keeps what went before it, where a reset

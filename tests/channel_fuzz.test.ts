@@ -766,13 +766,15 @@ export async function runCase(seed: number, verbose = false): Promise<CaseResult
       break;
     }
     if (!p.complete) {
-      // Only a stream that failed mid-way, or a reset. The connection then
-      // closes: by a reset if the close delimits the body, else as usual
-      // (the cut framing shows it; a reset would lose earlier responses).
-      const streamFailed = q.app.body.kind === "stream" && q.app.body.errorAt >= 0;
+      // Only a stream that failed mid-way or was still streaming at the
+      // client's FIN (cut, as the runtimes' servers cut it), or a reset. The
+      // connection then closes: by a reset if the close delimits the body,
+      // else as usual (the cut framing shows it; a reset would lose earlier
+      // responses).
+      const streamCut = q.app.body.kind === "stream" && (q.app.body.errorAt >= 0 || finSent);
       const byClose = !p.headers.has("content-length") && !p.headers.has("transfer-encoding");
       const closed = byClose ? socket.destroyed : socket.destroyed || socket.ending;
-      if (!resetDone && !(streamFailed && closed)) {
+      if (!resetDone && !(streamCut && closed)) {
         failures.push(
           `response ${k} truncated (status ${p.status}), reset=${resetDone} destroyed=${socket.destroyed}`,
         );

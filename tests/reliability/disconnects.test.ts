@@ -212,3 +212,39 @@ test("a client that leaves while its app waits, its body unread (or read), is no
     }
   });
 });
+
+test("a client's FIN cuts a response stream waiting for its next event: cancelled, its connection freed", async () => {
+  // As Deno.serve and Bun.serve do: a quiet event stream would otherwise
+  // keep its connection (and a connectionLimit slot) until a write failed.
+  let cancelled = 0;
+  const app = (request: Request) => {
+    const version = new URL(request.url).pathname;
+    return new Response(
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(`data: ${version}\n\n`));
+        },
+        cancel() {
+          cancelled++;
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  };
+  await withServer(app, { connectionLimit: 2, logger: recordingLogger() }, async (port) => {
+    for (let round = 0; round < 3; round++) {
+      for (const version of ["1.1", "1.0"]) {
+        const before = cancelled;
+        const c = await RawClient.connect(port);
+        c.send(`GET /v${version} HTTP/${version}\r\nHost: x\r\n\r\n`);
+        await c.until(() => c.text.includes(`data: /v${version}\n\n`), 3000);
+        c.shutdown();
+        await waitFor(() => cancelled === before + 1, 3000, `${version}: stream cancelled`);
+        await c.closedByServer();
+        // Cut short: no last chunk, so the client never takes it for whole.
+        assert.ok(!c.text.endsWith("0\r\n\r\n"), c.text);
+        c.close();
+      }
+    }
+  });
+});
