@@ -1051,7 +1051,7 @@ async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
 }
 
 /** `chunks` copied one after another into one array of `size` bytes. */
-function joined(chunks: Uint8Array[], size: number): Uint8Array {
+export function joined(chunks: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const chunk of chunks) {

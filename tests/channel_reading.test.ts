@@ -391,3 +391,28 @@ test("a fault of ours in a socket event is logged and drops the connection, neve
   assert.equal(socket.closed, true);
   assert.deepEqual(errors, ["Internal error on a connection"]);
 });
+
+test("a chunked body's chunks that come in one read reach the app as one chunk", async () => {
+  // Held one by one by an app that buffers the body, 1-byte chunks cost
+  // ~500 bytes each: 6 bytes sent could take 500 of memory.
+  const seen: number[][] = [];
+  const socket = open(async (request: Request) => {
+    if (request.body === null) return new Response(new URL(request.url).pathname);
+    const sizes: number[] = [];
+    const reader = request.body.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      sizes.push(r.value.byteLength);
+    }
+    seen.push(sizes);
+    return new Response(String(sizes.reduce((a, b) => a + b, 0)));
+  });
+  const post = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // 3000 one-byte chunks in one read, then 2000 more with an extension in the next.
+  socket.handler.onData(bytes(post + "1\r\na\r\n".repeat(3000)));
+  await settle();
+  socket.handler.onData(bytes("1;x=y\r\nb\r\n".repeat(2000) + "0\r\n\r\n" + get("/next")));
+  await settle();
+  await settle();
+  assert.deepEqual(seen, [[3000, 2000]]);
+  assert.deepEqual(bodies(socket.out), ["5000", "/next"]);
+});
