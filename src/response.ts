@@ -68,24 +68,23 @@ let lastFacts: HeadFacts | null = null;
 export function inspectHeaders(fields: string[]): HeadFacts {
   if (lastFacts !== null && sameStrings(fields, lastFields)) return lastFacts;
   let appLength = -1;
-  let appClose = false;
   let hasDate = false;
   let hasServer = false;
   let hasType = false;
   let hasUpgrade = false;
   let invalid: string | null = null;
   let kept: string[] | null = null;
-  const named = connectionNamed(fields);
+  const options = connectionOptions(fields);
+  const appClose = options !== null && options.includes("close");
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];
     if (invalid === null && !isFieldText(value)) invalid = name;
     let send = false;
-    if (isHopByHop(name)) {
-      if (name === "connection" && hasToken(value, "close")) appClose = true;
-    } else if (named !== null && named.includes(name)) {
-      // Hop-by-hop by the app's own Connection field, which is not sent:
-      // sent without it, a proxy would pass the field on.
+    if (isHopByHop(name) || (options?.includes(name) && !isServerOption(name))) {
+      // Dropped: the connection is the server's, and so is a field the app's
+      // Connection names (sent without that Connection, a proxy would pass
+      // it on).
     } else if (name === "content-length") {
       appLength = parseLength(value); // the server writes it itself, once
     } else {
@@ -114,22 +113,19 @@ export function inspectHeaders(fields: string[]): HeadFacts {
   };
 }
 
-/**
- * The field names the app's `Connection` fields list, but for the options
- * the server sets itself (`close`, `keep-alive`, `upgrade`); null when none.
- */
-function connectionNamed(fields: string[]): string[] | null {
-  let named: string[] | null = null;
+/** The options the app's `Connection` fields list (lower-case), or null when it set none. */
+function connectionOptions(fields: string[]): string[] | null {
+  let options: string[] | null = null;
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] !== "connection") continue;
-    for (const part of fields[i + 1].split(",")) {
-      const option = asciiLowerTrim(part);
-      if (option !== "" && option !== "close" && option !== "keep-alive" && option !== "upgrade") {
-        (named ??= []).push(option);
-      }
-    }
+    for (const part of fields[i + 1].split(",")) (options ??= []).push(asciiLowerTrim(part));
   }
-  return named;
+  return options;
+}
+
+/** Connection options the server sets itself; any other names a hop-by-hop field. */
+function isServerOption(option: string): boolean {
+  return option === "close" || option === "keep-alive" || option === "upgrade";
 }
 
 /** Whether two lists hold the same strings in the same order. */
@@ -190,14 +186,6 @@ function parseLength(value: string): number {
     n = n * 10 + c;
   }
   return n;
-}
-
-/** Whether the comma-separated list `value` holds `token` (ASCII case-insensitive). */
-function hasToken(value: string, token: string): boolean {
-  for (const part of value.split(",")) {
-    if (asciiLowerTrim(part) === token) return true;
-  }
-  return false;
 }
 
 function asciiLowerTrim(s: string): string {
