@@ -517,6 +517,13 @@ describe("malformed trusted values give a 400 naming the header", () => {
     ["XFH with userinfo", ALL_X, ["X-Forwarded-Host", "user@evil.com"], "X-Forwarded-Host"],
     ["XFH port not a number", ALL_X, ["X-Forwarded-Host", "example.com:abc"], "X-Forwarded-Host"],
     ["Forwarded pair without =", FWD, ["Forwarded", "for"], "Forwarded"],
+    [
+      "Forwarded pair without =, one with after",
+      FWD,
+      ["Forwarded", "for;proto=https"],
+      "Forwarded",
+    ],
+    ["Forwarded blank pair", FWD, ["Forwarded", "for=1.2.3.4; ;proto=https"], "Forwarded"],
     ["Forwarded space in value", FWD, ["Forwarded", 'For= "1.2.3.4"'], "Forwarded"],
     ["Forwarded space around token", FWD, ["Forwarded", "for=1.2.3.4; proto =https"], "Forwarded"],
     ["Forwarded spaces around =", FWD, ["Forwarded", "for = 1.2.3.4"], "Forwarded"],
