@@ -493,9 +493,10 @@ export class Channel implements SocketHandler, ExchangeHost {
           let { data, whole } = event;
           if (!reading.draining) {
             const after = parser.next();
-            if (after?.kind === "body") [data, held] = gatherBody(parser, data, after.data);
-            else held = after;
-            if (data !== event.data) whole = true;
+            if (after?.kind === "body") {
+              [data, held] = gatherBody(parser, data, after.data);
+              whole = true; // a new array of its own
+            } else held = after;
           }
           reading.deliver(data, whole);
           bodyProgress(reading);
