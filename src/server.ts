@@ -35,7 +35,12 @@ export interface Server {
    * RangeError), closes idle connections, then closes everything left.
    */
   close(options?: { timeout?: number }): Promise<void>;
-  /** Resolves once the server and all its connections are closed. */
+  /**
+   * Resolves once the server and all its connections are closed; rejects
+   * with `ready`'s error when a listener could not be bound (so that
+   * `await serve(app).finished` does not pass a server that never served
+   * for one that closed).
+   */
   readonly finished: Promise<void>;
 }
 
@@ -54,6 +59,7 @@ class HttpServer implements Server, ChannelOwner {
   #closing: Promise<void> | null = null;
   #maintenance: ReturnType<typeof setInterval> | undefined;
   #resolveFinished!: () => void;
+  #rejectFinished!: (error: unknown) => void;
   #limitWarned = false;
   /** Said that connections were refused, since the limit was last left. */
   #refusedWarned = false;
@@ -68,9 +74,15 @@ class HttpServer implements Server, ChannelOwner {
     this.adj = resolveOptions(options);
     this.runner = new TaskRunner(this.adj.maxConcurrency, this.adj.logger);
     this.parsers = new ParserPool(this.adj);
-    this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    this.finished = new Promise((resolve, reject) => {
+      this.#resolveFinished = resolve;
+      this.#rejectFinished = reject;
+    });
+    // The caller learns of a failed bind through ready, run() or finished:
+    // none of them left unawaited may end the process.
+    this.finished.catch(() => {});
     this.ready = this.#bind();
-    this.ready.catch(() => {}); // the caller learns of it through ready/run
+    this.ready.catch(() => {});
     const signal = this.adj.signal;
     if (signal) {
       if (signal.aborted) this.ready.then(() => this.close(), () => {});
@@ -78,7 +90,8 @@ class HttpServer implements Server, ChannelOwner {
         const onAbort = () => this.close();
         signal.addEventListener("abort", onAbort, { once: true });
         // A signal that outlives the server must not keep it alive.
-        this.finished.then(() => signal.removeEventListener("abort", onAbort));
+        const forget = () => signal.removeEventListener("abort", onAbort);
+        this.finished.then(forget, forget);
       }
     }
   }
@@ -96,7 +109,7 @@ class HttpServer implements Server, ChannelOwner {
     } catch (error) {
       await Promise.all(this.#listeners.map((l) => l.close().catch(() => {})));
       this.#listeners = [];
-      this.#resolveFinished();
+      this.#rejectFinished(error);
       throw error;
     }
   }
@@ -255,10 +268,10 @@ class HttpServer implements Server, ChannelOwner {
           );
           this.#channels.forEach((channel) => channel.destroy());
         }, timeout);
-        await this.finished;
+        await this.finished.catch(() => {});
         clearTimeout(timer);
       } else {
-        await this.finished;
+        await this.finished.catch(() => {});
       }
     })();
     return this.#closing;

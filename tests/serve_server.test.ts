@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createServer, fileResponse } from "../mod.ts";
+import { createServer, fileResponse, serve } from "../mod.ts";
 import type { Addr } from "../mod.ts";
 import { TaskRunner } from "../src/runner.ts";
 import { blockStream } from "../src/runtime/files.ts";
@@ -98,15 +98,26 @@ describe("server: listeners and lifecycle", () => {
     }
   });
 
-  test("an address in use makes ready reject with the address in the message", async () => {
+  test("an address in use makes ready, run() and finished reject with the address in the message; close() resolves", async () => {
     await withServer(() => new Response("x"), {}, async (port) => {
+      const inUse = (e: Error) => e.message.includes(`127.0.0.1:${port}`);
       const second = createServer(() => new Response("y"), {
         host: "127.0.0.1",
         port,
         logger: recordingLogger(),
       });
-      await assert.rejects(second.ready, (e: Error) => e.message.includes(`127.0.0.1:${port}`));
-      await second.finished;
+      await assert.rejects(second.ready, inUse);
+      await assert.rejects(second.run(), inUse);
+      await assert.rejects(second.finished, inUse);
+      await second.close();
+      // serve() logs it; its finished, left unawaited, must not end the process.
+      const logger = recordingLogger();
+      const served = serve(() => new Response("z"), { host: "127.0.0.1", port, logger });
+      await assert.rejects(served.finished, inUse);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      assert.ok(logger.lines.some((line) => /cannot serve: .*127\.0\.0\.1/.test(line)));
+      serve(() => new Response("z"), { host: "127.0.0.1", port, logger: recordingLogger() });
+      await new Promise((resolve) => setTimeout(resolve, 50));
     });
   });
 
@@ -119,7 +130,7 @@ describe("server: listeners and lifecycle", () => {
         logger: recordingLogger(),
       });
       await assert.rejects(second.ready, (e: Error) => e.message.includes(`127.0.0.1:${port}`));
-      await second.finished;
+      await assert.rejects(second.finished);
       assert.deepEqual(listened, []);
     });
   });
@@ -148,7 +159,7 @@ describe("server: listeners and lifecycle", () => {
     await held.ready;
     const failing = createServer(() => new Response("x"), { ...options, port: held.addr.port });
     await assert.rejects(failing.ready);
-    await failing.finished;
+    await assert.rejects(failing.finished);
     await held.close();
     await new Promise((resolve) => setTimeout(resolve, 0));
     assert.equal(added.length, 3);
