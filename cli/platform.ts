@@ -50,10 +50,34 @@ export function exit(code: number): never {
 /** The signals that ask the server to stop. */
 export type StopSignal = "SIGINT" | "SIGTERM";
 
-/** Calls `handler` on every SIGINT or SIGTERM. */
+/**
+ * How long after a stop signal another one is taken for a copy of it (ms).
+ * One stop often arrives twice: Ctrl-C signals the terminal's whole process
+ * group, so `npm start` both gets it and passes it on; GNU `timeout` and
+ * `tini -g` signal the child and its group. Read as a second signal, that
+ * copy would drop the requests in flight.
+ */
+export const REPEAT_WINDOW_MS = 1000;
+
+/**
+ * Calls `handler` on every SIGINT or SIGTERM, but for one that comes within
+ * `REPEAT_WINDOW_MS` of the last (said on stderr, and otherwise ignored).
+ */
 export function onStopSignal(handler: (signal: StopSignal) => void): void {
-  process.on("SIGINT", () => handler("SIGINT"));
-  process.on("SIGTERM", () => handler("SIGTERM"));
+  let last = -Infinity;
+  const on = (signal: StopSignal) => {
+    const at = performance.now();
+    if (at - last < REPEAT_WINDOW_MS) {
+      err(
+        `${signal} again at once: taken for the same stop (send it after a second to exit at once)`,
+      );
+      return;
+    }
+    last = at;
+    handler(signal);
+  };
+  process.on("SIGINT", () => on("SIGINT"));
+  process.on("SIGTERM", () => on("SIGTERM"));
 }
 
 /** The conventional exit code of a process ended by `signal` (128 + its number). */

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { REPEAT_WINDOW_MS } from "../cli/platform.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
@@ -365,11 +366,31 @@ describe("CLI: serving", () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     cli.signal("SIGINT");
     await cli.waitFor(/SIGINT: closing gracefully/);
+    // Within REPEAT_WINDOW_MS it would be taken for a copy of the first.
+    await new Promise((resolve) => setTimeout(resolve, REPEAT_WINDOW_MS + 100));
     cli.signal("SIGINT");
     const { code } = await cli.exit(5000);
     socket.destroy();
     assert.equal(code, 130);
   });
+
+  for (const threads of ["1", "2"]) {
+    test(`one stop delivered twice at once (a process group's Ctrl-C) still closes gracefully (--threads ${threads})`, async () => {
+      const cli = new Cli([`--threads=${threads}`, "--host=127.0.0.1", "--port=0", FIXTURE]);
+      const port = await cli.port();
+      if (threads === "2") await cli.waitFor(/2 workers sharing the port/);
+      const pending = get(port, "/slow");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      cli.signal("SIGINT");
+      cli.signal("SIGINT");
+      cli.signal("SIGTERM");
+      const [status, body] = await pending;
+      assert.equal(status, 200);
+      assert.equal(body, "slow done\n");
+      assert.equal((await cli.exit()).code, 0);
+      assert.match(cli.stderr, /again at once: taken for the same stop/);
+    });
+  }
 
   test("the server's warnings about options name the flags given", async () => {
     const cli = new Cli(["--host=127.0.0.1", "--port=0", "--send-bytes=1", FIXTURE]);
