@@ -80,6 +80,17 @@ export function onStopSignal(handler: (signal: StopSignal) => void): void {
   process.on("SIGTERM", () => on("SIGTERM"));
 }
 
+/**
+ * Calls `handler` with every error that nothing caught: thrown from a timer
+ * or a callback, or a promise rejected with no handler. The runtimes differ
+ * there (Deno ends the process, Bun logs and goes on); a server that ends
+ * drops every connection it holds, the other clients' requests too.
+ */
+export function onStrayError(handler: (error: unknown) => void): void {
+  process.on("uncaughtException", handler);
+  process.on("unhandledRejection", handler);
+}
+
 /** The conventional exit code of a process ended by `signal` (128 + its number). */
 export function signalExitCode(signal: StopSignal): number {
   return signal === "SIGINT" ? 130 : 143;

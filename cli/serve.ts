@@ -14,7 +14,7 @@ import {
 import { CliError, flagify, flagifyOptionLine } from "./args.ts";
 import { resolveOptions } from "./options.ts";
 import { loadApp } from "./app.ts";
-import { err, exit, onStopSignal, out, signalExitCode } from "./platform.ts";
+import { err, exit, onStopSignal, onStrayError, out, signalExitCode } from "./platform.ts";
 
 /** waitress's `Serving on http://HOST:PORT` (IPv6 in brackets; unix sockets as `unix:PATH`). */
 export function listenUrl(addr: Addr): string {
@@ -46,6 +46,16 @@ export const cliLogger: Logger = {
   error: (...args: unknown[]) => serverLog.error(...args),
 };
 
+/**
+ * Logs an error that nothing caught (see `onStrayError`) and lets the server
+ * go on, on every runtime, as waitress does with an error in a thread.
+ */
+export function logStrayErrors(): void {
+  onStrayError((error) =>
+    cliLogger.error("Uncaught error outside any response (the server goes on):", error)
+  );
+}
+
 /** The message of an error, first line only (errors are reported on one line). */
 export function oneLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -68,6 +78,7 @@ export async function serveHere(
   cwd: string,
   gracefulTimeout: number,
 ): Promise<number> {
+  logStrayErrors();
   let server: Server | undefined;
   let stopping = false;
   // From the start: a signal while the app loads or the server binds ends

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "./core.ts";
 import { loadApp } from "./app.ts";
-import { cliLogger, closeOptions, oneLine } from "./serve.ts";
+import { cliLogger, closeOptions, logStrayErrors, oneLine } from "./serve.ts";
 import type { ToParent, ToWorker } from "./workers.ts";
 
 interface WorkerScope {
@@ -35,6 +35,7 @@ function reportExit(): void {
   }
 }
 reportExit();
+logStrayErrors();
 let server: Server | undefined;
 /** The close asked for, with its options (see `--graceful-timeout`), or null. */
 let closeRequested: { timeout?: number } | null = null;

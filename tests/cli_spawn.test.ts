@@ -461,21 +461,28 @@ describe("CLI: serving", () => {
     }
   });
 
-  test("--threads 2: workers share the port and a dead one is replaced", async () => {
-    const cli = new Cli(["--threads=2", "--host=127.0.0.1", "--port=0", FIXTURE]);
-    const port = await cli.port();
-    await cli.waitFor(/2 workers sharing the port/);
-    const seen = new Set<string>();
-    for (let i = 0; i < 6; i++) seen.add(JSON.parse((await get(port, "/"))[1]).isolate);
-    const [status] = await get(port, "/crash");
-    assert.equal(status, 200);
-    await cli.waitFor(/worker \d+ died \(.*crash requested\); restarting/);
-    // Still served, eventually by a new isolate.
-    const fresh = await servedUntil(port, (body) => !seen.has(JSON.parse(body).isolate));
-    assert.ok(fresh, "a replacement worker answered");
-    cli.signal("SIGTERM");
-    assert.equal((await cli.exit()).code, 0);
-  });
+  for (const threads of ["1", "2"]) {
+    test(`an error nothing catches is logged and the server goes on (--threads ${threads})`, async () => {
+      const cli = new Cli([`--threads=${threads}`, "--host=127.0.0.1", "--port=0", FIXTURE]);
+      const port = await cli.port();
+      if (threads === "2") await cli.waitFor(/2 workers sharing the port/);
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add(JSON.parse((await get(port, "/"))[1]).isolate);
+      assert.deepEqual(await get(port, "/reject"), [200, "rejecting\n"]);
+      assert.deepEqual(await get(port, "/crash"), [200, "crashing\n"]);
+      await cli.waitFor(
+        /Uncaught error outside any response \(the server goes on\)[^]*crash requested/,
+      );
+      assert.match(cli.stderr, /rejection requested/);
+      // The same isolates serve on: none died.
+      for (let i = 0; i < 6; i++) {
+        assert.ok(seen.has(JSON.parse((await get(port, "/"))[1]).isolate));
+      }
+      assert.doesNotMatch(cli.stderr, /died/);
+      cli.signal("SIGTERM");
+      assert.equal((await cli.exit()).code, 0);
+    });
+  }
 
   test("--threads 2: a worker that exits, or goes silent, is replaced; SIGTERM exits", async () => {
     const args = ["--threads=2", "--worker-timeout=2", "--host=127.0.0.1", "--port=0"];
