@@ -65,6 +65,36 @@ function isApp(value: unknown): value is App {
     typeof (value as { fetch?: unknown }).fetch === "function";
 }
 
+/** Where a syntax error or a throw is: `file:line:column`. */
+const LOCATION = /^\s*at (?:async )?(\S+:\d+:\d+)\)?\s*$/m;
+
+/** This directory: a stack frame in it is the CLI's own, not the app's. */
+const CLI_DIR = new URL(".", import.meta.url).pathname;
+
+/**
+ * Why an import failed, on one line, with where when the error says: Bun
+ * lists a module's syntax errors in `errors` with their positions, Deno puts
+ * the position in the message, and an error thrown at import has it in its
+ * stack (unless that points into the CLI, as a module not found does).
+ */
+function importFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  let message = error.message.split("\n")[0];
+  let where = LOCATION.exec(error.message)?.[1];
+  const errors = (error as { errors?: unknown }).errors;
+  if (Array.isArray(errors) && errors.length > 0) {
+    const first = errors[0] as { message?: unknown; position?: Record<string, unknown> | null };
+    const at = first.position;
+    message = String(first.message) + (errors.length > 1 ? ` (and ${errors.length - 1} more)` : "");
+    if (at && typeof at.file === "string") where = `${at.file}:${at.line}:${at.column}`;
+  }
+  if (where === undefined) {
+    const frame = LOCATION.exec(error.stack ?? "")?.[1];
+    if (frame !== undefined && !frame.includes(CLI_DIR)) where = frame;
+  }
+  return where === undefined ? message : `${message} (at ${where})`;
+}
+
 /** Imports the module and returns the app it names. Throws `CliError` with one clear line on failure. */
 export async function loadApp(spec: string, options: { call: boolean; cwd: string }): Promise<App> {
   const { module, name } = splitAppSpec(spec);
@@ -73,8 +103,7 @@ export async function loadApp(spec: string, options: { call: boolean; cwd: strin
   try {
     namespace = await import(specifier);
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new CliError(`cannot load ${module}: ${message}`);
+    throw new CliError(`cannot load ${module}: ${importFailure(error)}`);
   }
   const label = name === undefined ? "default export" : `export "${name}"`;
   let value: unknown = namespace;

@@ -2,7 +2,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import {
   allFlags,
   CliError,
@@ -327,7 +329,11 @@ describe("app resolution", () => {
 
   const errors: Array<[string, boolean, RegExp]> = [
     ["fixtures/nope.ts", false, /module not found: fixtures\/nope\.ts/],
-    ["fixtures/cli_broken.ts", false, /cannot load fixtures\/cli_broken\.ts: .*broken module/],
+    [
+      "fixtures/cli_broken.ts",
+      false,
+      /cannot load fixtures\/cli_broken\.ts: .*broken module \(at \S*fixtures\/cli_broken\.ts:2:\d+\)$/,
+    ],
     [
       "fixtures/cli_app.ts:missing",
       false,
@@ -375,6 +381,25 @@ describe("app resolution", () => {
       /--call: the export "throwingFactory" .* threw: factory failed/,
     ],
   ];
+  test("a syntax error: the parser's message and where, on one line", async () => {
+    // Written at run time: a fixture that does not parse would fail the formatter.
+    const dir = mkdtempSync(join(tmpdir(), "waitress-cli-"));
+    try {
+      writeFileSync(
+        join(dir, "bad.ts"),
+        'export default {\n  fetch() { return new Response("x") {\n}\n',
+      );
+      await assert.rejects(loadApp("bad.ts", { call: false, cwd: dir }), (error: unknown) => {
+        assert.ok(error instanceof CliError, String(error));
+        assert.match(error.message, /^cannot load bad\.ts: .*Expected .*\(at \S*bad\.ts:2:\d+\)$/);
+        assert.ok(!error.message.includes("\n"), "one line");
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const [spec, call, pattern] of errors) {
     test(`error: ${call ? "--call " : ""}${spec}`, async () => {
       await assert.rejects(load(spec, call), (error: unknown) => {
