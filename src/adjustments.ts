@@ -8,6 +8,7 @@
  */
 import type { Addr, ListenSpec } from "./runtime/types.ts";
 import { consoleLogger, guardLogger, type Logger, warnOnce } from "./logger.ts";
+import { canonicalIPv6 } from "./ipv6.ts";
 import {
   DEFAULT_MAX_REQUEST_HEADERS,
   isAuthority,
@@ -851,6 +852,8 @@ export function resolveOptions(options: Options = {}): Adjustments {
     if (value !== "") {
       trustedProxy = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
       checkTrustedProxy(trustedProxy, o.trustedProxy);
+      // Peers are reported in this form: another spelling would never match.
+      if (isIPv6Address(trustedProxy)) trustedProxy = canonicalIPv6(trustedProxy);
     }
   }
   let trustedProxyCount = DEFAULTS.trustedProxyCount;

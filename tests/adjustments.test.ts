@@ -468,6 +468,27 @@ describe("trusted proxy options", () => {
     }
   });
 
+  test("an IPv6 trustedProxy is kept in the form the runtimes report peers in (RFC 5952)", () => {
+    const cases: Array<[string, string]> = [
+      ["0:0:0:0:0:0:0:1", "::1"],
+      ["[0:0:0:0:0:0:0:1]", "::1"],
+      ["::0001", "::1"],
+      ["2001:DB8:0:0:0:0:0:A", "2001:db8::a"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+      ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
+      ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+      ["0:0:0:0:0:ffff:a00:1", "::ffff:10.0.0.1"],
+      ["::FFFF:10.0.0.1", "::ffff:10.0.0.1"],
+      ["fe80:0::1%eth0", "fe80::1%eth0"],
+      ["1:2:3:4:5:6:7:0", "1:2:3:4:5:6:7:0"],
+      ["0:0:1::", "0:0:1::"],
+      ["::", "::"],
+    ];
+    for (const [given, kept] of cases) {
+      assert.equal(resolve({ trustedProxy: given }).adj.trustedProxy, kept, given);
+    }
+  });
+
   test("a bracketed IPv6 trustedProxy is unbracketed", () => {
     const { adj } = resolve({ trustedProxy: "[::1]", trustedProxyHeaders: "x-forwarded-for" });
     assert.equal(adj.trustedProxy, "::1");

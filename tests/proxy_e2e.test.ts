@@ -111,12 +111,14 @@ async function behindProxy(
 
 /** Sends one request (Connection: close) and returns [status, body]. */
 function request(
-  to: { port: number } | { path: string },
+  to: { port: number; host?: string } | { path: string },
   path: string,
   headers = "",
 ): Promise<[number, string]> {
   return new Promise((resolve, reject) => {
-    const socket = "port" in to ? connect({ host: "127.0.0.1", port: to.port }) : connect(to.path);
+    const socket = "port" in to
+      ? connect({ host: to.host ?? "127.0.0.1", port: to.port })
+      : connect(to.path);
     let text = "";
     const timer = setTimeout(() => {
       socket.destroy();
@@ -282,6 +284,27 @@ describe("behind a forwarding proxy on loopback", () => {
       assert.equal(seen.url, "http://backend.local:8080/");
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("IPv6 peers", () => {
+  test("a trustedProxy written in another IPv6 form still matches the peer", async () => {
+    for (const trustedProxy of ["0:0:0:0:0:0:0:1", "[::0001]"]) {
+      const server = await start({
+        host: "::1",
+        port: 0,
+        trustedProxy,
+        trustedProxyHeaders: "x-forwarded-for",
+      });
+      try {
+        const to = { host: "::1", port: server.addr.port! };
+        const [status, body] = await request(to, "/v6", "X-Forwarded-For: 192.0.2.45\r\n");
+        assert.equal(status, 200);
+        assert.deepEqual(JSON.parse(body).remote, { transport: "tcp", hostname: "192.0.2.45" });
+      } finally {
+        await server.close();
+      }
     }
   });
 });
