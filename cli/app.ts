@@ -41,6 +41,14 @@ function hasScheme(module: string): boolean {
  * `cwd`. Throws `CliError` when a path names no file.
  */
 export function moduleSpecifier(module: string, cwd: string): string {
+  // `app.ts:1abc` is a file and a name that is none (splitAppSpec left it whole).
+  const colon = module.lastIndexOf(":");
+  if (colon > 1 && isFile(resolvePath(cwd, module.slice(0, colon)))) {
+    throw new CliError(
+      `invalid export name ${JSON.stringify(module.slice(colon + 1))} in ${module} ` +
+        "(a name is an identifier, or identifiers joined by dots)",
+    );
+  }
   if (hasScheme(module)) return module;
   const path = resolvePath(cwd, module);
   if (!isFile(path)) throw new CliError(`module not found: ${module} (looked for ${path})`);
@@ -129,15 +137,20 @@ export async function loadApp(spec: string, options: { call: boolean; cwd: strin
         })`,
       );
     }
+    // A factory takes nothing; a handler (request, info) called so fails or answers.
+    const handlerHint = (value as () => unknown).length > 0
+      ? " (it takes arguments: a handler? leave out --call)"
+      : "";
     try {
       value = await (value as () => unknown)();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new CliError(`--call: the ${label} of ${module} threw: ${message}`);
+      throw new CliError(`--call: the ${label} of ${module} threw: ${message}${handlerHint}`);
     }
     if (!isApp(value)) {
+      const hint = value instanceof Response ? " (a Response: a handler? leave out --call)" : "";
       throw new CliError(
-        `--call: the ${label} of ${module} returned ${describe(value)}, ` +
+        `--call: the ${label} of ${module} returned ${describe(value)}${hint}, ` +
           "not a fetch handler or an object with a fetch method",
       );
     }

@@ -330,6 +330,12 @@ describe("app resolution", () => {
   const errors: Array<[string, boolean, RegExp]> = [
     ["fixtures/nope.ts", false, /module not found: fixtures\/nope\.ts/],
     [
+      "fixtures/cli_app.ts:1abc",
+      false,
+      /invalid export name "1abc" in fixtures\/cli_app\.ts:1abc \(a name is an identifier/,
+    ],
+    ["fixtures/cli_app.ts:", false, /invalid export name "" in fixtures\/cli_app\.ts:/],
+    [
       "fixtures/cli_broken.ts",
       false,
       /cannot load fixtures\/cli_broken\.ts: .*broken module \(at \S*fixtures\/cli_broken\.ts:2:\d+\)$/,
@@ -369,6 +375,16 @@ describe("app resolution", () => {
       "fixtures/cli_app.ts:object",
       true,
       /--call: the export "object" .* is not callable \(it is an app object already: leave out --call\)/,
+    ],
+    [
+      "fixtures/cli_app.ts:handler",
+      true,
+      /--call: the export "handler" .* threw: .*\(it takes arguments: a handler\? leave out --call\)/,
+    ],
+    [
+      "fixtures/cli_app.ts:constant",
+      true,
+      /--call: the export "constant" .* returned .*\(a Response: a handler\? leave out --call\)/,
     ],
     [
       "fixtures/cli_app.ts:badFactory",
