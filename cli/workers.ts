@@ -261,7 +261,8 @@ export async function runWorkers(
   onStopSignal((signal) => {
     if (shuttingDown) exit(signalExitCode(signal));
     shuttingDown = true;
-    err(`${signal}: closing ${live.size} workers gracefully (send it again to exit at once)`);
+    const workers = `${live.size} worker${live.size === 1 ? "" : "s"}`;
+    err(`${signal}: closing ${workers} gracefully (send it again to exit at once)`);
     const handles = [...live];
     const close: ToWorker = { type: "close", gracefulTimeout };
     for (const handle of handles) {
