@@ -273,14 +273,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const inline = equals === -1 ? undefined : arg.slice(equals + 1);
     switch (flag) {
       case "--help":
-        parsed.help = true;
-        continue;
       case "--version":
-        parsed.version = true;
-        continue;
       case "--call":
-        if (inline !== undefined) throw new CliError("--call takes no value");
-        parsed.call = true;
+        if (inline !== undefined) throw new CliError(`${flag} takes no value`);
+        parsed[flag === "--help" ? "help" : flag === "--version" ? "version" : "call"] = true;
         continue;
       case "--app":
         positional.push(takeValue(flag, inline));

@@ -181,6 +181,8 @@ describe("parseArgs", () => {
     [["--max-request-body-size=lots", "a.ts"], /^--max-request-body-size must be a size/],
     [["--no-ipv6=1", "a.ts"], /--no-ipv6 takes no value/],
     [["--call=1", "a.ts"], /--call takes no value/],
+    [["--help=1"], /--help takes no value/],
+    [["--version=x"], /--version takes no value/],
     [["a.ts", "b.ts"], /Provide only one app \(got "a\.ts", "b\.ts"\)/],
   ];
   for (const [argv, pattern] of errors) {
