@@ -67,7 +67,7 @@ const HELP: Record<string, [string, string, string?]> = {
   urlScheme: ["STR", "Request scheme unless a trusted proxy says otherwise", DEFAULTS.urlScheme],
   urlPrefix: ["STR", "Mount point: info.scriptName, removed from info.pathInfo", '""'],
   ident: ["STR", 'Server header value ("" = none)', DEFAULTS.ident],
-  serverName: ["NAME", "Server name reported to the app", DEFAULTS.serverName],
+  serverName: ["NAME", "Host in request.url when a request has no Host", DEFAULTS.serverName],
   maxConcurrency: [
     "INT",
     "Most app calls in flight (per worker); the rest wait in order",
@@ -129,7 +129,7 @@ const HELP: Record<string, [string, string, string?]> = {
   ],
   clearUntrustedProxyHeaders: ["", "Remove untrusted proxy headers from requests", "on"],
   logUntrustedProxyHeaders: ["", "Log removed untrusted proxy headers", "off"],
-  sendBytes: ["INT", "Accepted for waitress compatibility; ignored", undefined],
+  sendBytes: ["SIZE", "Accepted for waitress compatibility; ignored", undefined],
   asyncoreLoopTimeout: ["SECS", "Accepted for waitress compatibility; ignored", undefined],
   asyncoreUsePoll: ["", "Accepted for waitress compatibility; ignored", undefined],
   inbufOverflow: ["SIZE", "Accepted for waitress compatibility; ignored", undefined],

@@ -19,8 +19,15 @@ import {
 export type { Logger } from "./logger.ts";
 export type { ListenSpec } from "./runtime/types.ts";
 
-/** The request handler's error hook: turns an exception thrown by the app into a response. */
-export type ErrorHook = (error: unknown, request: Request) => Response | Promise<Response>;
+/**
+ * The request handler's error hook: turns an exception thrown by the app into
+ * a response, or returns nothing (`undefined`) to decline: the client then
+ * gets the default 500 page.
+ */
+export type ErrorHook = (
+  error: unknown,
+  request: Request,
+) => Response | undefined | void | Promise<Response | undefined | void>;
 
 /**
  * What users pass to `createServer`/`serve`: waitress's adjustments in
@@ -108,7 +115,7 @@ export interface Options {
   signal?: AbortSignal;
   /** Called once per listener with its bound address, once every listener is bound (none if one fails). */
   onListen?: (addr: Addr) => void;
-  /** Turns an exception thrown by the app into a response (default: a 500 page). */
+  /** Turns an exception thrown by the app into a response (default, or when it returns nothing: a 500 page). */
   onError?: ErrorHook;
   /** Where log lines go (default: the console). */
   logger?: Logger;

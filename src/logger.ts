@@ -7,7 +7,7 @@
 
 /** Where the server writes its log lines. `console` satisfies it. */
 export interface Logger {
-  /** Informational messages (e.g. `Serving on http://127.0.0.1:8080`). */
+  /** Informational messages (e.g. `total open connections dropped below the connection limit`). */
   info(...args: unknown[]): void;
   /** Something is wrong but the server keeps going (e.g. a malformed proxy header). */
   warn(...args: unknown[]): void;
