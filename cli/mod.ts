@@ -71,4 +71,11 @@ export async function main(argv: string[]): Promise<number> {
   return await serveHere(parsed.app, parsed.call, parsed.options, dir, parsed.gracefulTimeout);
 }
 
-if (import.meta.main) exit(await main(args()));
+// A failure of the CLI itself exits 1 here, explicitly: the handlers that
+// log the app's stray errors (logStrayErrors) would otherwise take it.
+if (import.meta.main) {
+  main(args()).then(exit, (error) => {
+    err(`Error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    exit(1);
+  });
+}
