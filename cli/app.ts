@@ -36,14 +36,22 @@ function hasScheme(module: string): boolean {
   return /^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(module);
 }
 
+/** The URL schemes a module is imported from. */
+const KNOWN_SCHEME = /^(?:https?|file|data|npm|jsr|node):/i;
+
 /**
  * The import specifier for `module`: URLs as they are, paths resolved against
- * `cwd`. Throws `CliError` when a path names no file.
+ * `cwd`. Throws `CliError` when a path names no file, or names one followed by
+ * `:` and something that is not an export name.
  */
 export function moduleSpecifier(module: string, cwd: string): string {
-  // `app.ts:1abc` is a file and a name that is none (splitAppSpec left it whole).
+  // `app.ts:1abc` is a file and a name that is none (splitAppSpec left it
+  // whole); not so a URL, nor a file whose own name has the colon.
   const colon = module.lastIndexOf(":");
-  if (colon > 1 && isFile(resolvePath(cwd, module.slice(0, colon)))) {
+  if (
+    colon > 1 && !KNOWN_SCHEME.test(module) && !isFile(resolvePath(cwd, module)) &&
+    isFile(resolvePath(cwd, module.slice(0, colon)))
+  ) {
     throw new CliError(
       `invalid export name ${JSON.stringify(module.slice(colon + 1))} in ${module} ` +
         "(a name is an identifier, or identifiers joined by dots)",
@@ -73,34 +81,48 @@ function isApp(value: unknown): value is App {
     typeof (value as { fetch?: unknown }).fetch === "function";
 }
 
-/** Where a syntax error or a throw is: `file:line:column`. */
-const LOCATION = /^\s*at (?:async )?(\S+:\d+:\d+)\)?\s*$/m;
+/** A stack line's place, `file:line:column`, with or without a function name before it. */
+const LOCATION = /^\s*at (?:async )?(?:[^(\n]*\()?(\S+:\d+:\d+)\)?\s*$/gm;
 
 /** This directory: a stack frame in it is the CLI's own, not the app's. */
 const CLI_DIR = new URL(".", import.meta.url).pathname;
 
+/** Where Bun's build messages put a syntax error. */
+interface Position {
+  file?: unknown;
+  line?: unknown;
+  column?: unknown;
+}
+
 /**
  * Why an import failed, on one line, with where when the error says: Bun
- * lists a module's syntax errors in `errors` with their positions, Deno puts
- * the position in the message, and an error thrown at import has it in its
- * stack (unless that points into the CLI, as a module not found does).
+ * gives a syntax error a `position` (several, in `errors`), Deno puts it in
+ * the message, and an error thrown while loading has it in its stack (the
+ * first frame outside the CLI: a module not found has only the CLI's).
  */
 function importFailure(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   let message = error.message.split("\n")[0];
-  let where = LOCATION.exec(error.message)?.[1];
+  let where = firstPlace(error.message);
   const errors = (error as { errors?: unknown }).errors;
+  let built = error as { position?: Position | null };
   if (Array.isArray(errors) && errors.length > 0) {
-    const first = errors[0] as { message?: unknown; position?: Record<string, unknown> | null };
-    const at = first.position;
-    message = String(first.message) + (errors.length > 1 ? ` (and ${errors.length - 1} more)` : "");
-    if (at && typeof at.file === "string") where = `${at.file}:${at.line}:${at.column}`;
+    built = errors[0];
+    message = String((errors[0] as { message?: unknown }).message) +
+      (errors.length > 1 ? ` (and ${errors.length - 1} more)` : "");
   }
-  if (where === undefined) {
-    const frame = LOCATION.exec(error.stack ?? "")?.[1];
-    if (frame !== undefined && !frame.includes(CLI_DIR)) where = frame;
-  }
+  const at = built.position;
+  if (at && typeof at.file === "string") where = `${at.file}:${at.line}:${at.column}`;
+  where ??= firstPlace(error.stack ?? "");
   return where === undefined ? message : `${message} (at ${where})`;
+}
+
+/** The first `file:line:column` of a stack line in `text` that is not in the CLI. */
+function firstPlace(text: string): string | undefined {
+  for (const match of text.matchAll(LOCATION)) {
+    if (!match[1].includes(CLI_DIR)) return match[1];
+  }
+  return undefined;
 }
 
 /** Imports the module and returns the app it names. Throws `CliError` with one clear line on failure. */

@@ -399,20 +399,37 @@ describe("app resolution", () => {
       /--call: the export "throwingFactory" .* threw: factory failed/,
     ],
   ];
-  test("a syntax error: the parser's message and where, on one line", async () => {
+  test("a module that fails to load: the message and where, on one line", async () => {
     // Written at run time: a fixture that does not parse would fail the formatter.
     const dir = mkdtempSync(join(tmpdir(), "waitress-cli-"));
-    try {
-      writeFileSync(
-        join(dir, "bad.ts"),
+    const files: Array<[string, string, RegExp]> = [
+      // Two syntax errors (Bun lists them), one (Bun gives its position alone).
+      [
+        "two.ts",
         'export default {\n  fetch() { return new Response("x") {\n}\n',
-      );
-      await assert.rejects(loadApp("bad.ts", { call: false, cwd: dir }), (error: unknown) => {
-        assert.ok(error instanceof CliError, String(error));
-        assert.match(error.message, /^cannot load bad\.ts: .*Expected .*\(at \S*bad\.ts:2:\d+\)$/);
-        assert.ok(!error.message.includes("\n"), "one line");
-        return true;
-      });
+        /^cannot load two\.ts: .*Expected .*\(at \S*two\.ts:2:\d+\)$/,
+      ],
+      ["one.ts", "const a = ;\n", /^cannot load one\.ts: .*\(at \S*one\.ts:1:11\)$/],
+      // A throw in a named function: where it is thrown, not where it is called.
+      [
+        "named.ts",
+        'function setup() {\n  throw new Error("no config");\n}\nsetup();\n',
+        /^cannot load named\.ts: no config \(at \S*named\.ts:2:\d+\)$/,
+      ],
+    ];
+    try {
+      for (const [name, text, pattern] of files) {
+        writeFileSync(join(dir, name), text);
+        await assert.rejects(loadApp(name, { call: false, cwd: dir }), (error: unknown) => {
+          assert.ok(error instanceof CliError, String(error));
+          assert.match(error.message, pattern);
+          assert.ok(!error.message.includes("\n"), "one line");
+          return true;
+        });
+      }
+      // A file named like a URL's scheme does not make the URL an export name.
+      writeFileSync(join(dir, "jsr"), "");
+      assert.equal(moduleSpecifier("jsr:@x/y", dir), "jsr:@x/y");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
