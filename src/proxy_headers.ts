@@ -10,6 +10,7 @@
  */
 import type { Addr } from "./runtime/types.ts";
 import type { Logger } from "./logger.ts";
+import { canonicalIPv6 } from "./ipv6.ts";
 
 /** The proxy settings `applyProxyHeaders` reads (`Adjustments` satisfies it). */
 export interface ProxyConfig {
@@ -348,13 +349,19 @@ function peerName(addr: Addr): string {
   return addr.transport === "unix" ? "localhost" : (addr.hostname ?? "");
 }
 
+/** The last IPv6 peer put in RFC 5952's form, and that form (a client's requests come in a row). */
+let lastPeer = "";
+let lastCanonical = "";
+
 function isTrusted(trustedProxy: string, peer: string): boolean {
   if (trustedProxy === "*" || peer === trustedProxy) return true;
-  // IPv6 is case-insensitive; a dual-stack listener reports IPv4 peers as
-  // IPv4-mapped addresses ("::ffff:10.0.0.1").
-  const lower = peer.toLowerCase();
-  if (lower === trustedProxy.toLowerCase()) return true;
-  return lower.startsWith("::ffff:") && lower.slice(7) === trustedProxy;
+  if (!peer.includes(":")) return false;
+  // IPv6 as the runtime printed it, in the form trustedProxy was put in
+  // (runtimes differ: `::1.2.3.4` or `::102:304`); a dual-stack listener
+  // reports IPv4 peers as IPv4-mapped addresses ("::ffff:10.0.0.1").
+  if (peer !== lastPeer) [lastPeer, lastCanonical] = [peer, canonicalIPv6(peer)];
+  return lastCanonical === trustedProxy ||
+    (lastCanonical.startsWith("::ffff:") && lastCanonical.slice(7) === trustedProxy);
 }
 
 /** Splits `host:port` on the last colon unless the value ends with "]" (an IPv6 literal). */

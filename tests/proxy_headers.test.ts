@@ -484,6 +484,23 @@ describe("who is trusted", () => {
     const out4 = apply(cfg4, view([["X-Forwarded-For", "10.0.0.7"]], { remoteAddr: mapped }));
     assert.equal(out4.remoteAddr.hostname, "10.0.0.7");
   });
+
+  test("an IPv6 peer matches whichever form the runtime prints it in", () => {
+    const cases: Array<[string, string, boolean]> = [
+      ["::1.2.3.4", "::102:304", true], // Deno prints IPv4-compatible addresses in hex
+      ["::102:304", "::1.2.3.4", true], // glibc in dotted form
+      ["2001:db8::a", "2001:DB8:0:0:0:0:0:A", true],
+      ["10.0.0.1", "::FFFF:10.0.0.1", true],
+      ["2001:db8::a", "2001:db8::b", false],
+      ["10.0.0.1", "::ffff:10.0.0.2", false],
+    ];
+    for (const [trustedProxy, hostname, trusted] of cases) {
+      const cfg = config({ trustedProxy, trustedProxyHeaders: "x-forwarded-for" });
+      const peer: Addr = { transport: "tcp", hostname, port: 5 };
+      const out = apply(cfg, view([["X-Forwarded-For", "10.0.0.7"]], { remoteAddr: peer }));
+      assert.equal(out.remoteAddr.hostname, trusted ? "10.0.0.7" : hostname, hostname);
+    }
+  });
 });
 
 describe("malformed trusted values give a 400 naming the header", () => {
