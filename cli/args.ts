@@ -276,7 +276,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       case "--version":
       case "--call":
         if (inline !== undefined) throw new CliError(`${flag} takes no value`);
-        parsed[flag === "--help" ? "help" : flag === "--version" ? "version" : "call"] = true;
+        parsed[SWITCHES[flag]] = true;
         continue;
       case "--app":
         positional.push(takeValue(flag, inline));
@@ -326,6 +326,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   return parsed;
 }
+
+/** The flags that take no value, and what each turns on. */
+const SWITCHES = { "--help": "help", "--version": "version", "--call": "call" } as const;
 
 function unknownFlag(flag: string): CliError {
   const hint = suggestFlag(flag);

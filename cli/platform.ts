@@ -69,7 +69,8 @@ export function onStopSignal(handler: (signal: StopSignal) => void): void {
     const at = performance.now();
     if (at - last < REPEAT_WINDOW_MS) {
       err(
-        `${signal} again at once: taken for the same stop (send it after a second to exit at once)`,
+        `${signal} within a second of the last stop signal: taken for the same stop ` +
+          "(send one after a second to exit at once)",
       );
       return;
     }
@@ -82,9 +83,9 @@ export function onStopSignal(handler: (signal: StopSignal) => void): void {
 
 /**
  * Calls `handler` with every error that nothing caught: thrown from a timer
- * or a callback, or a promise rejected with no handler. The runtimes differ
- * there (Deno ends the process, Bun logs and goes on); a server that ends
- * drops every connection it holds, the other clients' requests too.
+ * or a callback, or a promise rejected with no handler. By default Deno and
+ * Bun end the process (or the worker) there; a server that ends drops every
+ * connection it holds, the other clients' requests too.
  */
 export function onStrayError(handler: (error: unknown) => void): void {
   process.on("uncaughtException", handler);

@@ -117,8 +117,9 @@ class WorkerHandle {
       resolveClosed();
       onDeath(this, why);
     };
-    // An uncaught error ends the worker (Deno and Bun); preventDefault keeps
-    // it from also ending this process.
+    // An error that ends the worker (its script failing to load; the app's
+    // own stray errors are logged in it, see logStrayErrors); preventDefault
+    // keeps it from also ending this process.
     this.worker.addEventListener("error", (event: Event) => {
       event.preventDefault();
       died(errorSummary(event as ErrorEvent));

@@ -27,7 +27,7 @@ export type { ListenSpec } from "./runtime/types.ts";
 export type ErrorHook = (
   error: unknown,
   request: Request,
-) => Response | undefined | void | Promise<Response | undefined | void>;
+) => Response | void | Promise<Response | void>;
 
 /**
  * What users pass to `createServer`/`serve`: waitress's adjustments in

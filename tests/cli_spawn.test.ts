@@ -388,7 +388,7 @@ describe("CLI: serving", () => {
       assert.equal(status, 200);
       assert.equal(body, "slow done\n");
       assert.equal((await cli.exit()).code, 0);
-      assert.match(cli.stderr, /again at once: taken for the same stop/);
+      assert.match(cli.stderr, /within a second of the last stop signal: taken for the same stop/);
     });
   }
 
