@@ -15,11 +15,16 @@ function bytes(s: string): Uint8Array {
 
 /**
  * Pushes `pieces` one by one, draining events after each push like the
- * channel does, and renders the events as text. Consecutive body events are
- * merged. Stops at the first error (after checking it repeats).
+ * channel does (or, with `pushFirst`, pushes them all before draining), and
+ * renders the events as text. Consecutive body events are merged. Stops at
+ * the first error (after checking it repeats).
  */
-function run(pieces: Uint8Array[], limits: ParserLimits = LIMITS): string {
+function run(pieces: Uint8Array[], limits: ParserLimits = LIMITS, pushFirst = false): string {
   const p = new RequestParser(limits);
+  if (pushFirst) {
+    for (const piece of pieces) p.push(piece);
+    pieces = [new Uint8Array(0)];
+  }
   const out: string[] = [];
   let body: string | null = null;
   const flush = () => {
@@ -161,6 +166,18 @@ test("every split point and byte-by-byte feeding give the same events", () => {
     const single: Uint8Array[] = [];
     for (let i = 0; i < input.length; i++) single.push(input.slice(i, i + 1));
     assert.equal(run(single, limits), whole, `${name}: byte by byte`);
+  }
+});
+
+test("bytes pushed one by one before any parsing (a long queue of pieces) give the same events", () => {
+  for (const [name, text] of CASES) {
+    const input = bytes(text);
+    const limits = name === "414"
+      ? { maxRequestHeaderSize: 65536, maxRequestBodySize: 200 }
+      : LIMITS;
+    const single: Uint8Array[] = [];
+    for (let i = 0; i < input.length; i++) single.push(input.slice(i, i + 1));
+    assert.equal(run(single, limits, true), run([input], limits), `${name}: queued byte by byte`);
   }
 });
 
