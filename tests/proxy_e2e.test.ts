@@ -222,6 +222,38 @@ describe("behind a forwarding proxy on loopback", () => {
     );
   });
 
+  test("a quoted-pair in a trusted host is unescaped; one that escapes the closing quote is a 400", async () => {
+    const server = await start({
+      host: "127.0.0.1",
+      port: 0,
+      trustedProxy: "127.0.0.1",
+      trustedProxyHeaders: "x-forwarded-host",
+    });
+    try {
+      const to = { port: server.addr.port! };
+      const [status, body] = await request(to, "/q", 'X-Forwarded-Host: "sh\\op.example"\r\n');
+      assert.equal(status, 200);
+      assert.equal(JSON.parse(body).url, "http://shop.example/q");
+      const [bad, page] = await request(to, "/q", 'X-Forwarded-Host: "shop.example\\"\r\n');
+      assert.equal(bad, 400);
+      assert.match(page, /Header "X-Forwarded-Host" malformed\./);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a client named by an obfuscated identifier: requestIP() is null", async () => {
+    await behindProxy(
+      { trustedProxy: "127.0.0.1", trustedProxyHeaders: "forwarded" },
+      "Forwarded: for=_hidden;proto=https\r\n",
+      async (front) => {
+        const seen = JSON.parse((await request(front, "/"))[1]);
+        assert.deepEqual(seen.remote, { transport: "tcp", hostname: "_hidden" });
+        assert.equal(seen.ip, null);
+      },
+    );
+  });
+
   test("a malformed trusted header gets 400 naming it; the app is not called", async () => {
     const server = await start({
       host: "127.0.0.1",

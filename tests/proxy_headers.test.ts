@@ -178,6 +178,15 @@ describe("X-Forwarded-* (waitress's worked examples)", () => {
     assert.equal(out.scheme, "https");
   });
 
+  test("a quoted host's quoted-pairs are unescaped (waitress's undquote)", () => {
+    const out = apply(
+      config(XFF_PROTO_HOST),
+      view([["X-Forwarded-Host", '"ex\\ample.com\\:8443"']]),
+    );
+    assert.equal(out.authority, "example.com:8443");
+    assert.equal(header(out, "host"), "example.com:8443");
+  });
+
   test("proto alone keeps the authority (waitress keeps HTTP_HOST)", () => {
     const out = apply(config(XFF_PROTO), view([["X-Forwarded-Proto", "https"]]));
     assert.equal(out.scheme, "https");
@@ -436,6 +445,19 @@ describe("who is trusted", () => {
     assert.equal(apply(config({ ...BY, clearUntrustedProxyHeaders: false }), input), input);
   });
 
+  test("clearing off while the host is rewritten: the untrusted headers are kept verbatim", () => {
+    const out = apply(
+      config({
+        trustedProxy: "192.168.1.1",
+        trustedProxyHeaders: "x-forwarded-host",
+        clearUntrustedProxyHeaders: false,
+      }),
+      view([["Host", "localhost:8080"], ...ALL]),
+    );
+    assert.equal(out.authority, "h");
+    assert.deepEqual(out.headers, [["Host", "h"], ...ALL]);
+  });
+
   test("default configuration strips all six headers", () => {
     const logger = recorder();
     const out = apply(config({}), view(ALL), logger);
@@ -530,6 +552,15 @@ describe("malformed trusted values give a 400 naming the header", () => {
     ["XFF broken quoting", ALL_X, ["X-Forwarded-For", '"foo'], "X-Forwarded-For"],
     ["XFF bad escape", ALL_X, ["X-Forwarded-For", '"fo"o"'], "X-Forwarded-For"],
     ["XFH broken quoting", ALL_X, ["X-Forwarded-Host", 'foo"'], "X-Forwarded-Host"],
+    [
+      "XFH quoted-pair cut by the closing quote",
+      ALL_X,
+      ["X-Forwarded-Host", '"example.com\\"'],
+      "X-Forwarded-Host",
+    ],
+    // Unreachable from a client (the parser refuses CTLs), but undquote's own rule.
+    ["XFH quoted-pair of a CTL", ALL_X, ["X-Forwarded-Host", '"a\\\x01b"'], "X-Forwarded-Host"],
+    ["Forwarded quoted-pair cut", FWD, ["Forwarded", 'host="a\\"'], "Forwarded"],
     ["XFH with a path", ALL_X, ["X-Forwarded-Host", "evil.com/path"], "X-Forwarded-Host"],
     ["XFH with userinfo", ALL_X, ["X-Forwarded-Host", "user@evil.com"], "X-Forwarded-Host"],
     ["XFH port not a number", ALL_X, ["X-Forwarded-Host", "example.com:abc"], "X-Forwarded-Host"],
