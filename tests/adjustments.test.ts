@@ -376,6 +376,43 @@ describe("validation", () => {
     ],
     ["threads zero", { threads: 0 }, /threads must be an integer >= 1, got 0/, RangeError],
     [
+      "urlScheme not a string",
+      { urlScheme: 1 as unknown as "http" },
+      /^urlScheme must be "http" or "https", got 1$/,
+      TypeError,
+    ],
+    [
+      "maxConcurrency a string",
+      { maxConcurrency: "4" as unknown as number },
+      /^maxConcurrency must be an integer >= 1 or Infinity, got "4"$/,
+      TypeError,
+    ],
+    // A bad value is shown as JSON where it can be, else by its kind.
+    [
+      "port an array",
+      { port: [80] as unknown as number },
+      /^port must be an integer from 0 to 65535, got \[80\]$/,
+      TypeError,
+    ],
+    [
+      "port an array JSON cannot show",
+      { port: [1n] as unknown as number },
+      /^port must be an integer from 0 to 65535, got an array$/,
+      TypeError,
+    ],
+    [
+      "port an object",
+      { port: { n: 80 } as unknown as number },
+      /^port must be an integer from 0 to 65535, got \{"n":80\}$/,
+      TypeError,
+    ],
+    [
+      "port an object JSON cannot show",
+      { port: { n: 1n } as unknown as number },
+      /^port must be an integer from 0 to 65535, got an object$/,
+      TypeError,
+    ],
+    [
       "asyncoreUsePoll string",
       { asyncoreUsePoll: "x" as unknown as boolean },
       /asyncoreUsePoll/,
@@ -658,6 +695,11 @@ describe("optionsFromStrings", () => {
   const errors: Array<[string, Record<string, string | string[] | boolean>, RegExp]> = [
     ["unknown name", { prot: "1" }, /Unknown option "prot" \(did you mean "port"\?\)/],
     ["function option", { logger: "x" }, /logger cannot be given as a string/],
+    [
+      "an array with a non-string",
+      { trustedProxyHeaders: ["x-forwarded-for", 1 as unknown as string] },
+      /trustedProxyHeaders must be a string or an array of strings, got \["x-forwarded-for",1\]$/,
+    ],
     ["bad int", { port: "abc" }, /port must be an integer, got "abc"/],
     ["int with a unit", { backlog: "5x" }, /backlog must be an integer, got "5x"/],
     [
