@@ -137,6 +137,24 @@ test("inspectHeaders drops hop-by-hop and framing fields and reports what they s
   assert.equal(inspectHeaders(["content-length", "1x"]).appLength, -1);
 });
 
+test("inspectHeaders drops TE, Trailer and Proxy-Connection, and keeps other names of their lengths", () => {
+  const facts = inspectHeaders([
+    "ab",
+    "2",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailers",
+    "trailer",
+    "x-t",
+    "trailed",
+    "7",
+    "x-request-id-abc",
+    "16",
+  ]);
+  assert.deepEqual(facts.fields, ["ab", "2", "trailed", "7", "x-request-id-abc", "16"]);
+});
+
 test("inspectHeaders gives equal lists the same facts, and a list that differs its own", () => {
   const list = () => ["content-type", "text/html", "connection", "close"];
   const first = inspectHeaders(list());
