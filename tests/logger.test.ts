@@ -80,6 +80,39 @@ test("guardLogger: a logger that throws never throws to the server; its lines go
   });
 });
 
+test("guardLogger: when the console throws too, the call still returns quietly", () => {
+  const saved = { info: console.info, warn: console.warn, error: console.error };
+  let tries = 0;
+  for (const level of ["info", "warn", "error"] as const) {
+    console[level] = () => {
+      tries++;
+      throw new Error("console broke");
+    };
+  }
+  try {
+    const safe = guardLogger({
+      info() {
+        throw new Error("info broke");
+      },
+      warn() {
+        throw new Error("warn broke");
+      },
+      error() {
+        throw new Error("error broke");
+      },
+    });
+    safe.warn("first");
+    safe.info("second");
+  } finally {
+    Object.assign(console, saved);
+  }
+  assert.equal(
+    tries,
+    2,
+    "the failure report failed, and with it that call's line; then the next line",
+  );
+});
+
 test("guardLogger: an async logger whose promise rejects causes no unhandled rejection", async () => {
   await withConsole(async (seen) => {
     const safe = guardLogger({
