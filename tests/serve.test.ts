@@ -644,6 +644,22 @@ describe("serve: request bodies", () => {
     });
   });
 
+  test("an unread chunked body is drained up to DRAIN_LIMIT, then the connection closes", async () => {
+    await withServer(hello, {}, async (port) => {
+      const c = await RawClient.connect(port);
+      c.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+      await c.responses(1);
+      // Its length was not known when the response went out: kept alive so far.
+      assert.equal(parseResponses(c.received)[0].header("connection"), undefined);
+      const chunk = "4000\r\n" + "a".repeat(0x4000) + "\r\n";
+      c.send(chunk.repeat(DRAIN_LIMIT / 0x4000 + 2));
+      await c.closedByServer();
+      const rs = parseResponses(c.received);
+      c.close();
+      assert.deepEqual(rs.map((r) => r.status), [200]);
+    });
+  });
+
   test("a body the app began and cancelled, with more than DRAIN_LIMIT to come: its response says Connection: close", async () => {
     const app = async (request: Request) => {
       const reader = request.body!.getReader();
@@ -1286,6 +1302,9 @@ describe("serve: response framing", () => {
         const h = new Headers({
           "transfer-encoding": "chunked",
           "keep-alive": "timeout=5",
+          te: "trailers",
+          trailer: "x-t",
+          "proxy-connection": "keep-alive",
           connection: "close",
         });
         h.append("set-cookie", "a=1");
@@ -1295,7 +1314,7 @@ describe("serve: response framing", () => {
       {},
       async (port) => {
         const text = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert.doesNotMatch(text, /transfer-encoding|keep-alive/i);
+        assert.doesNotMatch(text, /transfer-encoding|keep-alive|\r\nte:|trailer|proxy-connection/i);
         assert.match(text, /set-cookie: a=1\r\nset-cookie: b=2\r\n/);
         assert.match(text, /connection: close\r\n/);
       },
@@ -1487,6 +1506,33 @@ describe("serve: app faults", () => {
     // Deno's Request lets the server wire its signal lazily; elsewhere
     // request.signal never aborts (info.signal is the portable one).
     if ("Deno" in globalThis) assert.ok(requestAborted, "request.signal was aborted");
+  });
+
+  test("request.signal first read after the client left is aborted at once (Deno)", async () => {
+    let requestAborted: boolean | undefined;
+    let answered!: () => void;
+    const done = new Promise<void>((resolve) => (answered = resolve));
+    await withServer(
+      async (req, info) => {
+        if (!info.signal.aborted) {
+          await new Promise((resolve) => info.signal.addEventListener("abort", resolve));
+        }
+        requestAborted = req.signal.aborted;
+        answered();
+        return new Response("late");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.shutdown(); // the client's FIN: it went away
+        await Promise.race([done, sleep(5000)]);
+        c.close();
+      },
+    );
+    assert.equal(typeof requestAborted, "boolean", "the app saw the client leave");
+    // Elsewhere request.signal never aborts (info.signal is the portable one).
+    if ("Deno" in globalThis) assert.equal(requestAborted, true);
   });
 });
 
