@@ -473,6 +473,15 @@ describe("Host", () => {
         "a\\b",
         "a?b",
         "a#b",
+        // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+        "[v.x]", // no version digits
+        "[vg.x]",
+        "[v1]", // no "."
+        "[v1x]",
+        "[v1.]", // nothing after the "."
+        "[v1.a@b]", // "@" is not allowed after it
+        "[v1.a/b]",
+        "[v1.a]b", // junk after the "]"
       ]
     ) {
       assert.equal(status(get().replace("Host: x", () => "Host: " + v)), 400, JSON.stringify(v));
@@ -655,6 +664,9 @@ describe("Transfer-Encoding", () => {
     assert.equal(status(get("Transfer-Encoding: gzip, chunked")), 501);
     assert.equal(status(get("Transfer-Encoding: gzip", "Transfer-Encoding: chunked")), 501);
     assert.equal(status(get("Transfer-Encoding: identity, chunked")), 501);
+    // OWS before the comma is not part of the coding: still gzip.
+    assert.equal(status(get("Transfer-Encoding: gzip \t, chunked")), 501);
+    assert.equal(status(get("Transfer-Encoding: chunked \t, chunked")), 400);
   });
 
   test("Content-Length together with Transfer-Encoding is 400", () => {
@@ -681,6 +693,10 @@ describe("persistence and expectations", () => {
     assert.equal(head(get("Connection: upgrade", "Connection: close")).keepAlive, false);
     assert.equal(head(get("Connection: closed")).keepAlive, true);
     assert.equal(head(get("Connection: x-close")).keepAlive, true);
+    // OWS around an element is not part of it, before a comma too.
+    assert.equal(head(get("Connection: keep-alive \t, close")).keepAlive, false);
+    assert.equal(head(get("Connection: close \t, keep-alive")).keepAlive, false);
+    assert.equal(head(get("Connection: x-close \t, upgrade")).keepAlive, true);
   });
 
   test("HTTP/1.0 keeps alive only with keep-alive", () => {
@@ -762,6 +778,25 @@ describe("limits and parser state", () => {
     p.push(bytes(request(4).slice(0, -2)));
     const e = p.next();
     assert.ok(e !== null && e.kind === "error" && e.error.status === 431);
+  });
+
+  test("after a head of many fields (maxRequestHeaders raised), the next heads on the parser read right", () => {
+    const lines = Array.from({ length: 299 }, (_, i) => `X-${i}: v${i}\r\n`).join("");
+    const many = { maxRequestHeaderSize: 1 << 20, maxRequestBodySize: 100, maxRequestHeaders: 300 };
+    const ev = events(
+      "GET /1 HTTP/1.1\r\nHost: x\r\n" + lines + "\r\n" +
+        "GET /2 HTTP/1.1\r\nHost: y\r\nA: 1\r\n\r\n" +
+        "GET /3 HTTP/1.1\r\nHost: z\r\n" + lines + "\r\n",
+      many,
+    );
+    const heads = ev.flatMap((e) => e.kind === "head" ? [e.head] : []);
+    assert.deepEqual(heads.map((h) => [h.target, h.authority, h.headers.length]), [
+      ["/1", "x", 300],
+      ["/2", "y", 2],
+      ["/3", "z", 300],
+    ]);
+    assert.deepEqual(heads[1].headers, [["Host", "y"], ["A", "1"]]);
+    assert.equal(heads[2].get("x-298"), "v298");
   });
 
   test("431 as soon as the buffered head is too long, without waiting for CRLFCRLF", () => {
