@@ -341,6 +341,12 @@ describe("validation", () => {
     ["serverName with a path", { serverName: "a/b" }, /serverName must be a host/, RangeError],
     ["serverName with userinfo", { serverName: "u@a" }, /serverName must be a host/, RangeError],
     ["serverName with a bad port", { serverName: "a:8x" }, /serverName must be a host/, RangeError],
+    [
+      "serverName not ASCII",
+      { serverName: "b\u00fccher.example" },
+      /serverName must be a host/,
+      RangeError,
+    ],
     ["urlPrefix with ?", { urlPrefix: "/a?b" }, /urlPrefix/, RangeError],
     [
       "maxConcurrency zero",
