@@ -172,6 +172,9 @@ describe("listen", () => {
       { transport: "unix", path: "/tmp/a.sock", perms: 0o600, backlog: 1024 },
       tcp("127.0.0.1", 1),
     ]],
+    ["a unix path given twice is one socket", { listen: "unix:/tmp/a.sock unix:/tmp/a.sock" }, [
+      { transport: "unix", path: "/tmp/a.sock", perms: 0o600, backlog: 1024 },
+    ]],
     ["unixSocket with perms", { unixSocket: "/tmp/b.sock", unixSocketPerms: "660" }, [
       { transport: "unix", path: "/tmp/b.sock", perms: 0o660, backlog: 1024 },
     ]],
@@ -215,6 +218,11 @@ describe("listen", () => {
     ["listen not v6 in brackets", { listen: "[1.2.3.4]:1" }, /IPv6 address inside/],
     ["listen v4 tail before ::", { listen: "[1.2.3.4::]:1" }, /IPv6 address inside/],
     ["listen bad host", { listen: "bad_host!:1" }, /listen must be an IP address.*"bad_host!"/],
+    [
+      "host name longer than 253",
+      { host: "a.".repeat(127) + "ab" },
+      /host must be an IP address, a host name, "localhost" or "\*", got "(a\.){127}ab"$/,
+    ],
     ["listen empty", { listen: " " }, /listen must be at least one address/],
     [
       "listen wrong type",
@@ -233,6 +241,11 @@ describe("listen", () => {
     ["empty unixSocket", { unixSocket: "" }, /unixSocket/],
     ["perms not octal", { unixSocket: "/x", unixSocketPerms: "689" }, /unixSocketPerms.*"689"/],
     ["perms too big", { unixSocket: "/x", unixSocketPerms: 0o1777 }, /unixSocketPerms/],
+    [
+      "perms neither a number nor a string",
+      { unixSocket: "/x", unixSocketPerms: true as unknown as number },
+      /unixSocketPerms must be .*, got true$/,
+    ],
     ["backlog negative", { backlog: -1 }, /backlog must be an integer from 0/],
     [
       "reusePort not boolean",
@@ -416,6 +429,30 @@ describe("validation", () => {
       "port an object JSON cannot show",
       { port: { n: 1n } as unknown as number },
       /^port must be an integer from 0 to 65535, got an object$/,
+      TypeError,
+    ],
+    [
+      "port a bigint",
+      { port: 80n as unknown as number },
+      /^port must be an integer from 0 to 65535, got 80n$/,
+      TypeError,
+    ],
+    [
+      "port a function",
+      { port: (() => 80) as unknown as number },
+      /^port must be an integer from 0 to 65535, got a function$/,
+      TypeError,
+    ],
+    [
+      "channelTimeout a string",
+      { channelTimeout: "5" as unknown as number },
+      /^channelTimeout must be a number of seconds > 0, got "5"$/,
+      TypeError,
+    ],
+    [
+      "trustedProxyHeaders array with a non-string",
+      { trustedProxyHeaders: ["x-forwarded-for", 1 as unknown as string] },
+      /^trustedProxyHeaders must be a string or an array of strings, got \["x-forwarded-for",1\]$/,
       TypeError,
     ],
     [
@@ -675,6 +712,8 @@ describe("optionsFromStrings", () => {
 
   test("the last of repeated scalar values wins", () => {
     assert.deepEqual(optionsFromStrings({ port: ["1", "2"] }), { port: 2 });
+    // No occurrence at all (an empty array) sets nothing.
+    assert.deepEqual(optionsFromStrings({ port: [], trustedProxyHeaders: [] }), {});
   });
 
   test("booleans", () => {
@@ -705,6 +744,11 @@ describe("optionsFromStrings", () => {
       "an array with a non-string",
       { trustedProxyHeaders: ["x-forwarded-for", 1 as unknown as string] },
       /trustedProxyHeaders must be a string or an array of strings, got \["x-forwarded-for",1\]$/,
+    ],
+    [
+      "a value neither string, array nor boolean",
+      { port: 80 as unknown as string },
+      /port must be a string, got 80/,
     ],
     ["bad int", { port: "abc" }, /port must be an integer, got "abc"/],
     ["int with a unit", { backlog: "5x" }, /backlog must be an integer, got "5x"/],
