@@ -392,6 +392,63 @@ test("a fault of ours in a socket event is logged and drops the connection, neve
   assert.deepEqual(errors, ["Internal error on a connection"]);
 });
 
+test("a fault of ours in onEnd, onDrain or when an app's promise settles is logged and drops the connection", async () => {
+  const errors: string[] = [];
+  const start = (handler: Handler) => {
+    const owner = channelOwner(handler, {
+      logger: { info() {}, warn() {}, error: (line: string) => errors.push(line) },
+    });
+    const socket = new RecordingSocket();
+    new Channel(owner, socket).start();
+    return socket;
+  };
+  const broken = () => {
+    throw new Error("a bug");
+  };
+  // onEnd: an idle connection the client half-closes is ended.
+  const idle = start(() => new Response("x"));
+  idle.end = broken;
+  idle.handler.onEnd();
+  assert.equal(idle.closed, true);
+  // onDrain: a connection that was ending is ended again once its output drains.
+  const ending = start(() => new Response("x"));
+  ending.handler.onData(bytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  assert.equal(ending.ended, true);
+  ending.end = broken;
+  ending.handler.onDrain();
+  assert.equal(ending.closed, true);
+  // A task whose app answered later: the connection is then ended (Connection: close).
+  const later = start(async () => {
+    await settle();
+    return new Response("x");
+  });
+  later.end = broken;
+  later.handler.onData(bytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  for (let i = 0; i < 100 && !later.closed; i++) await settle();
+  assert.equal(later.closed, true);
+  assert.deepEqual(errors, Array(3).fill("Internal error on a connection"));
+});
+
+test("a closed connection ignores what comes late: a second onClose, writes, a 100 Continue, the timer", () => {
+  let closes = 0;
+  const owner = channelOwner(() => new Response("x"));
+  owner.channelClosed = () => void closes++;
+  const socket = new RecordingSocket();
+  const channel = new Channel(owner, socket);
+  channel.start();
+  socket.handler.onData(bytes("GET / HT"));
+  socket.handler.onClose();
+  socket.handler.onClose(new Error("again"));
+  channel.write(bytes("late"));
+  channel.flush();
+  channel.sendContinue();
+  channel.checkTimeouts(Date.now() + 3_600_000);
+  socket.handler.onDrain();
+  assert.equal(closes, 1);
+  assert.equal(socket.out, "");
+  assert.equal(socket.closed, false, "the runtime closed it; nothing more to do");
+});
+
 test("a chunked body's chunks that come in one read reach the app as one chunk", async () => {
   // Held one by one by an app that buffers the body, 1-byte chunks cost
   // ~500 bytes each: 6 bytes sent could take 500 of memory.
