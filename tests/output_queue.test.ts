@@ -51,6 +51,25 @@ test("unshift puts a partly written tail back in front", () => {
   assert.deepEqual(q.take(), filled(5, 2));
 });
 
+test("unshift while more wait behind: the tail goes back in front of them; empty buffers are ignored", () => {
+  const q = new OutputQueue();
+  const a = filled(SMALL_LIMIT, 1);
+  const b = filled(SMALL_LIMIT, 2);
+  q.push(a);
+  q.push(new Uint8Array(0));
+  q.push(b);
+  assert.equal(q.length, 2);
+  assert.equal(q.take(), a);
+  q.unshift(new Uint8Array(0));
+  q.unshift(a.subarray(100));
+  assert.equal(q.length, 2);
+  assert.equal(q.bytes, 2 * SMALL_LIMIT - 100);
+  assert.deepEqual(q.take(), a.subarray(100));
+  assert.equal(q.take(), b);
+  assert.equal(q.take(), undefined);
+  assert.equal(q.bytes, 0);
+});
+
 test("with a scratch buffer, a head and the large body after it are merged into it", () => {
   const q = new OutputQueue();
   const scratch = new Uint8Array(SCRATCH_LEAD + 70_000);
