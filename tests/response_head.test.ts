@@ -135,6 +135,10 @@ test("inspectHeaders drops hop-by-hop and framing fields and reports what they s
   assert.deepEqual(kept.fields, ["content-type", "text/plain"], "a copy is kept");
   assert.deepEqual(inspectHeaders(plain).fields, ["content-type", "text/html"]);
   assert.equal(inspectHeaders(["content-length", "1x"]).appLength, -1);
+  // Empty, or more digits than a safe integer holds: not a length.
+  assert.equal(inspectHeaders(["content-length", ""]).appLength, -1);
+  assert.equal(inspectHeaders(["content-length", "1234567890123456"]).appLength, -1);
+  assert.equal(inspectHeaders(["content-length", "123456789012345"]).appLength, 123456789012345);
 });
 
 test("inspectHeaders drops TE, Trailer and Proxy-Connection, and keeps other names of their lengths", () => {
