@@ -151,6 +151,25 @@ describe("serve: basics", () => {
     );
   });
 
+  test("urlPrefix: the prefix itself (with a query or not) is inside it, with an empty pathInfo", async () => {
+    const seen: string[] = [];
+    await withServer(
+      (_req, info) => {
+        seen.push(`${info.scriptName}|${info.pathInfo}`);
+        return new Response("ok");
+      },
+      { urlPrefix: "/app" },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET /app HTTP/1.1\r\nHost: h\r\n\r\nGET /app?q=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        const rs = await c.responses(2);
+        c.close();
+        assert.deepEqual(rs.map((r) => r.status), [200, 200]);
+        assert.deepEqual(seen, ["/app|", "/app|"]);
+      },
+    );
+  });
+
   test("urlPrefix: a path whose dot segments climb out of the prefix is outside it (404)", async () => {
     await withServer(
       (request, info) => new Response(`${new URL(request.url).pathname} ${info.pathInfo}`),
@@ -1506,6 +1525,27 @@ describe("serve: app faults", () => {
     // Deno's Request lets the server wire its signal lazily; elsewhere
     // request.signal never aborts (info.signal is the portable one).
     if ("Deno" in globalThis) assert.ok(requestAborted, "request.signal was aborted");
+  });
+
+  test("info.signal first read after the client left is aborted at once", async () => {
+    let seen: [boolean, string] | undefined;
+    await withServer(
+      async (req, info) => {
+        // The body cannot be completed: the client half-closed after 2 of its 5 bytes.
+        const failed = await req.text().then(() => "read", () => "failed");
+        seen = [info.signal.aborted, failed];
+        return new Response("late");
+      },
+      {},
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab");
+        c.shutdown();
+        await c.closedByServer();
+        c.close();
+      },
+    );
+    assert.deepEqual(seen, [true, "failed"]);
   });
 
   test("request.signal first read after the client left is aborted at once (Deno)", async () => {

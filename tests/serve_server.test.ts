@@ -182,6 +182,31 @@ describe("server: listeners and lifecycle", () => {
     await server.finished;
   });
 
+  test("a signal aborted before createServer closes the server once it is bound", async () => {
+    const server = createServer(() => new Response("x"), {
+      host: "127.0.0.1",
+      port: 0,
+      signal: AbortSignal.abort(),
+      logger: recordingLogger(),
+    });
+    await server.ready;
+    await server.finished;
+  });
+
+  test("addr before the server is bound throws; close() twice gives the same promise", async () => {
+    const server = createServer(() => new Response("x"), {
+      host: "127.0.0.1",
+      port: 0,
+      logger: recordingLogger(),
+    });
+    assert.throws(() => server.addr, /the server is not bound yet: await server\.ready first/);
+    await server.ready;
+    assert.equal(server.addr.hostname, "127.0.0.1");
+    const closing = server.close();
+    assert.equal(server.close(), closing);
+    await closing;
+  });
+
   test("close({ timeout }) aborts an app that never answers once the timeout passes, and says so", async () => {
     let aborted = false;
     const logger = recordingLogger();
@@ -310,6 +335,8 @@ describe("server: task runner", () => {
   test("TaskRunner passes results and errors through", async () => {
     const runner = new TaskRunner(1, recordingLogger());
     assert.equal(await runner.run(() => 5), 5);
+    // No cap: the call is made at once, its result handed back as it is.
+    assert.equal(new TaskRunner(Infinity, recordingLogger()).run(() => 6), 6);
     await assert.rejects(runner.run(() => Promise.reject(new Error("no"))), /no/);
     assert.equal(runner.inFlight, 0);
   });
