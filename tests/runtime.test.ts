@@ -405,6 +405,53 @@ for (const rt of [native, nodeRuntime]) {
       });
     });
 
+    test(
+      "a FIN that arrives while paused is delivered by resume()",
+      { timeout: 20_000 },
+      async () => {
+        await withListener(rt, async (l, it) => {
+          const c = await client(l.addr);
+          const s = await nextSocket(it);
+          const r = record(s);
+          c.sock.write("a");
+          await r.bytes(1);
+          s.pause();
+          c.sock.end();
+          await sleep(100); // time for the adapter to notice the FIN
+          assert.equal(r.ends, 0, "no onEnd while paused");
+          s.resume();
+          await r.ended;
+          assert.equal(r.ends, 1);
+          assert.equal(r.received, 1);
+          s.end();
+          assert.equal(await r.closed, undefined);
+          c.sock.destroy();
+        });
+      },
+    );
+
+    test(
+      "start() twice throws (a socket's, a listener's); a socket destroyed before start() still gets one onClose",
+      {
+        timeout: 20_000,
+      },
+      async () => {
+        await withListener(rt, async (l, it) => {
+          const c = await client(l.addr);
+          const s = await nextSocket(it);
+          s.destroy();
+          const r = record(s);
+          assert.throws(() => s.start(r), /socket already started/);
+          assert.throws(() => l.start(() => {}), /listener already started/);
+          assert.equal(await r.closed, undefined);
+          await sleep(20);
+          assert.equal(r.closes.length, 1);
+          await c.ended;
+          c.sock.destroy();
+        });
+      },
+    );
+
     test("address in use names the address and keeps the cause", { timeout: 20_000 }, async () => {
       await withListener(rt, async (l) => {
         const port = l.addr.port!;
