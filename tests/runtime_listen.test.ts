@@ -118,6 +118,23 @@ for (const rt of [native, nodeRuntime]) {
       });
     });
 
+    test("unix socket in a directory that does not exist: the error says so", {
+      timeout: 20_000,
+    }, async () => {
+      await inTempDir(async (dir) => {
+        const path = join(dir, "missing", "s.sock");
+        await assert.rejects(
+          rt.listen({ transport: "unix", path }),
+          (e: Error) => {
+            // Node's libuv reports a missing directory for a unix socket as EACCES.
+            const reason = RUNTIME === "node" ? "permission denied" : "no such file or directory";
+            assert.equal(e.message, `cannot listen on unix:${path}: ${reason}`);
+            return true;
+          },
+        );
+      });
+    });
+
     test("unix socket: a regular file in the way is not removed", { timeout: 20_000 }, async () => {
       await inTempDir(async (dir) => {
         const path = join(dir, "not-a-socket");
@@ -350,6 +367,18 @@ test("bind errors name the address and the reason, keeping the cause", () => {
   assert.equal(
     bindError({ transport: "unix", path: "/tmp/x.sock" }, inUse).message,
     "cannot listen on unix:/tmp/x.sock: address already in use",
+  );
+  const notCapable = new Error("Requires net access");
+  notCapable.name = "NotCapable"; // Deno without --allow-net
+  assert.equal(
+    bindError(tcp, notCapable).message,
+    "cannot listen on [::1]:80: permission denied (run with --allow-net)",
+  );
+  const notFound = new Error("No such file or directory (os error 2)");
+  notFound.name = "NotFound";
+  assert.equal(
+    bindError({ transport: "unix", path: "/no/x.sock" }, notFound).message,
+    "cannot listen on unix:/no/x.sock: no such file or directory",
   );
   assert.equal(
     bindError(tcp, new Error("something odd")).message,
