@@ -1437,6 +1437,29 @@ describe("serve: app faults", () => {
         c.close();
       },
     );
+    // An answer that streams is sent whole before the next request is read.
+    const later = (text: string) =>
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await sleep(5);
+          controller.enqueue(new TextEncoder().encode(text));
+          controller.close();
+        },
+      });
+    await withServer(
+      (req) => {
+        if (new URL(req.url).pathname === "/ok") return new Response("ok");
+        throw new Error("kaboom");
+      },
+      { onError: () => new Response(later("streamed"), { status: 503 }) },
+      async (port) => {
+        const c = await RawClient.connect(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+        const rs = await c.responses(2);
+        assert.deepEqual(rs.map((r) => [r.status, r.body]), [[503, "streamed"], [200, "ok"]]);
+        c.close();
+      },
+    );
   });
 
   test("onError that returns nothing declines (500); one that returns a non-Response is logged too", async () => {
