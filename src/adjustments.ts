@@ -695,11 +695,6 @@ function resolveListen(options: Options, families: Families): ListenSpec[] {
       });
     }
   }
-  if (specs.length === 0) {
-    throw new RangeError(
-      `no address left to listen on with ipv4=${families.ipv4} and ipv6=${families.ipv6}`,
-    );
-  }
   return specs;
 }
 

@@ -863,8 +863,7 @@ export class RequestParser {
       const need = keep + take;
       const most = keep + room;
       let cap = need * 2 > 1024 ? need * 2 : 1024;
-      if (cap > most) cap = most;
-      if (cap < need) cap = need;
+      if (cap > most) cap = most; // most >= need: take <= room
       const fresh = new Uint8Array(cap);
       fresh.set(this.buf.subarray(this.pos));
       fresh.set(take === next.length ? next : next.subarray(0, take), keep);

@@ -224,7 +224,7 @@ export const nodeRuntime: Runtime = {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
       const onError = (e: Error): void => {
         server.close();
-        reject(bindError(spec, e));
+        reject(bindError(spec, unixFile ? unixFile.bindFailure(e) : e));
       };
       server.once("error", onError);
       server.once("listening", () => {

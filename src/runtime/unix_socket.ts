@@ -51,6 +51,20 @@ export class UnixSocketFile {
     this.fs.renameSync(this.bindPath, this.path);
   }
 
+  /**
+   * The reason a bind failed: Node reports a directory that does not exist
+   * as EACCES, so there the failed look at the directory is the reason.
+   */
+  bindFailure(error: unknown): unknown {
+    if ((error as { code?: unknown } | undefined)?.code !== "EACCES") return error;
+    try {
+      this.fs.statSync(this.path.slice(0, this.path.lastIndexOf("/") + 1) || ".");
+    } catch (missing) {
+      return missing;
+    }
+    return error;
+  }
+
   /** After the listener closed: removes `path` if it still names this socket, and a bound name never installed. */
   remove(): void {
     try {
