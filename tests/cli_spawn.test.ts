@@ -332,7 +332,9 @@ describe("CLI: serving", () => {
     const cli = new Cli(["--host=127.0.0.1", "--port=0", FIXTURE]);
     const port = await cli.port();
     const pending = get(port, "/slow");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The signal must find the request in flight: sent before the app has
+    // it, the close would find the connection idle (or not yet accepted).
+    await cli.waitFor(/slow started/);
     cli.signal("SIGTERM");
     const [status, body] = await pending;
     assert.equal(status, 200);
@@ -363,7 +365,8 @@ describe("CLI: serving", () => {
     const socket = connect({ host: "127.0.0.1", port });
     socket.on("error", () => {});
     socket.write("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n");
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // In flight before the first signal, else the graceful close ends at once (exit 0).
+    await cli.waitFor(/hang started/);
     cli.signal("SIGINT");
     await cli.waitFor(/SIGINT: closing gracefully/);
     // Within REPEAT_WINDOW_MS it would be taken for a copy of the first.
@@ -380,7 +383,7 @@ describe("CLI: serving", () => {
       const port = await cli.port();
       if (threads === "2") await cli.waitFor(/2 workers sharing the port/);
       const pending = get(port, "/slow");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await cli.waitFor(/slow started/); // in flight when the signals come
       cli.signal("SIGINT");
       cli.signal("SIGINT");
       cli.signal("SIGTERM");
@@ -429,7 +432,10 @@ describe("CLI: serving", () => {
     process.env.WAITRESS_TEST_SLOW_MS = "5000";
     const cli = new Cli(["--host=127.0.0.1", "--port=0", "tests/fixtures/cli_slow_load.ts"]);
     delete process.env.WAITRESS_TEST_SLOW_MS;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The app's module says when it starts its slow load: by then the CLI's
+    // handler is installed (a fixed wait could signal a runtime still
+    // starting, which the signal kills) and nothing is served yet.
+    await cli.waitFor(/loading slowly/);
     cli.signal("SIGTERM");
     assert.deepEqual(await cli.exit(3000), { code: 0, signal: null });
     assert.match(cli.stderr, /SIGTERM: closing gracefully/);
@@ -451,7 +457,7 @@ describe("CLI: serving", () => {
       delete process.env.WAITRESS_TEST_COUNT;
       assert.ok(await servedUntil(port, () => true), `not served; stderr: ${cli.stderr}`);
       const slow = get(port, "/slow");
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await cli.waitFor(/slow request started/); // in flight when the signal comes
       cli.signal("SIGTERM");
       assert.deepEqual(await slow, [200, "done"]);
       assert.deepEqual(await cli.exit(), { code: 0, signal: null });
