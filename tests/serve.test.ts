@@ -12,7 +12,7 @@ import {
   startServer,
   withServer,
 } from "./helpers/http_client.ts";
-import { RUNTIME } from "./helpers/socket_util.ts";
+import { deferred, RUNTIME } from "./helpers/socket_util.ts";
 import { DRAIN_LIMIT, GATHER_LIMIT, HEAD_WAIT_MS } from "../src/task.ts";
 
 const hello = () => new Response("Hello world\n");
@@ -249,9 +249,13 @@ describe("serve: basics", () => {
     // Bun forgets a socket's addresses once it closes; the server must not.
     let read: (addr: unknown) => void;
     const seen = new Promise((resolve) => (read = resolve));
+    const waiting = deferred<void>();
     await withServer(
       async (_req, info) => {
-        await new Promise((gone) => info.signal.addEventListener("abort", gone));
+        await new Promise((gone) => {
+          info.signal.addEventListener("abort", gone);
+          waiting.resolve();
+        });
         await sleep(20);
         read({ ...info.remoteAddr });
         return new Response("late");
@@ -261,7 +265,9 @@ describe("serve: basics", () => {
         const c = await RawClient.connect(port);
         const clientPort = c.socket.localPort;
         c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-        await sleep(50);
+        // Reset only once the app has the request: a reset before it is read
+        // drops the request, and the app (and `seen`) would wait for ever.
+        await waiting.promise;
         c.socket.resetAndDestroy();
         assert.deepEqual(await seen, { transport: "tcp", hostname: "127.0.0.1", port: clientPort });
       },
@@ -1757,14 +1763,18 @@ describe("serve: connections", () => {
   });
 
   test("graceful close lets an in-flight request complete, refuses new connections", async () => {
+    const started = deferred<void>();
     const server = await startServer(async () => {
+      started.resolve();
       await sleep(200);
       return new Response("done");
     });
     const port = server.addr.port!;
     const c = await RawClient.connect(port);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await sleep(50);
+    // In flight when close() comes: a connection whose request is not read
+    // yet is idle, and close() closes it at once.
+    await started.promise;
     const closing = server.close();
     const [r] = await c.responses(1);
     assert.equal(r.body, "done");
@@ -1842,17 +1852,21 @@ describe("serve: connections", () => {
 
   test("a half-close aborts the app's signals (it may have closed), and the answer is still sent", async () => {
     let requestAborted = false;
+    const waiting = deferred<void>();
     await withServer(
       async (req, info) => {
         req.signal.addEventListener("abort", () => (requestAborted = true));
-        await new Promise((resolve) => info.signal.addEventListener("abort", resolve));
+        await new Promise((resolve) => {
+          info.signal.addEventListener("abort", resolve);
+          waiting.resolve();
+        });
         return new Response("you left");
       },
       {},
       async (port) => {
         const c = await RawClient.connect(port);
         c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        await sleep(50);
+        await waiting.promise; // the half-close comes while the app waits
         c.shutdown();
         await c.closedByServer(3000);
         assert.match(c.text, /you left$/);
@@ -1921,13 +1935,15 @@ describe("serve: edge cases", () => {
   });
 
   test("a response finished during shutdown says Connection: close", async () => {
+    const started = deferred<void>();
     const server = await startServer(async () => {
+      started.resolve();
       await sleep(100);
       return new Response("bye");
     });
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await sleep(30);
+    await started.promise; // in flight when close() comes
     const closing = server.close();
     const [r] = await c.responses(1);
     assert.equal(r.header("connection"), "close");
