@@ -11,8 +11,9 @@ import { createServer, fileResponse, serve } from "../mod.ts";
 import type { Addr } from "../mod.ts";
 import { TaskRunner } from "../src/runner.ts";
 import { blockStream } from "../src/runtime/files.ts";
-import { deferred, RUNTIME } from "./helpers/socket_util.ts";
+import { deferred, RUNTIME, until } from "./helpers/socket_util.ts";
 import {
+  exchange,
   parseResponses,
   RawClient,
   recordingLogger,
@@ -210,13 +211,16 @@ describe("server: listeners and lifecycle", () => {
   test("close({ timeout }) aborts an app that never answers once the timeout passes, and says so", async () => {
     let aborted = false;
     const logger = recordingLogger();
+    const called = deferred<void>();
     const server = await startServer((_req, info) => {
       info.signal.addEventListener("abort", () => (aborted = true));
+      called.resolve();
       return new Promise<Response>(() => {});
     }, { logger });
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await sleep(50);
+    // In flight when close() comes (a connection whose request is not read yet is idle).
+    await called.promise;
     const t0 = Date.now();
     await server.close({ timeout: 200 });
     assert.ok(Date.now() - t0 < 2000);
@@ -229,7 +233,9 @@ describe("server: listeners and lifecycle", () => {
   });
 
   test("close({ timeout }) longer than a timer can wait lets the request finish; a bad one throws", async () => {
+    const called = deferred<void>();
     const server = await startServer(async () => {
+      called.resolve();
       await sleep(300);
       return new Response("late");
     });
@@ -241,7 +247,7 @@ describe("server: listeners and lifecycle", () => {
     }
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await sleep(50);
+    await called.promise; // in flight when close() comes
     // 2^31 ms and more would fire at once (after a TimeoutOverflowWarning).
     const closing = server.close({ timeout: 3e9 });
     const [r] = await c.responses(1, 3000);
@@ -305,22 +311,41 @@ describe("server: task runner", () => {
 
   test("a queued request whose client has gone is not run", async () => {
     const called: string[] = [];
+    // /first holds the only slot until the test lets it go: a fixed time
+    // could run out on a slow machine before the resets are seen.
+    const firstDone = deferred<void>();
     await withServer(
       async (req) => {
-        called.push(new URL(req.url).pathname);
-        await sleep(150);
+        const path = new URL(req.url).pathname;
+        called.push(path);
+        if (path === "/first") await firstDone.promise;
         return new Response("ok");
       },
       { maxConcurrency: 1, logger: recordingLogger() },
-      async (port) => {
+      async (port, server) => {
+        // Counts the app calls handed to the runner (run at once or queued).
+        const runner = (server as unknown as { runner: TaskRunner }).runner;
+        let handed = 0;
+        const run = runner.run.bind(runner);
+        runner.run = (call) => (handed++, run(call));
         const first = await RawClient.connect(port);
         first.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
-        await sleep(30);
+        await until(() => called.length === 1, 5000, "/first running");
         const gone = await Promise.all([0, 1, 2].map(() => RawClient.connect(port)));
         gone.forEach((c, i) => c.send(`GET /gone${i} HTTP/1.1\r\nHost: x\r\n\r\n`));
         const last = await RawClient.connect(port);
-        await sleep(30);
+        // Every one read and queued before its client resets: node:net
+        // (libuv) reports a reset that comes with the request's bytes as a
+        // FIN, a half-close, whose request is still answered.
+        await until(() => handed === 4, 5000, "three requests queued");
         for (const c of gone) c.socket.resetAndDestroy();
+        // A bad request is answered without the runner; read after the
+        // resets, its answer shows the server has seen them.
+        assert.match(
+          await exchange(port, "GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+          /^HTTP\/1\.1 400 /,
+        );
+        firstDone.resolve();
         last.send("GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
         const [r] = await last.responses(1);
         assert.equal(r.body, "ok");
