@@ -180,9 +180,13 @@ test("a client that leaves while its app waits, its body unread (or read), is no
   // Reading goes on while little is held, so the FIN or reset is seen even
   // though nobody wants the body's bytes (README: HOLD_BYTES).
   let aborted = 0;
+  let waiting = 0;
   const app = async (request: Request, info: { signal: AbortSignal }): Promise<Response> => {
     if (new URL(request.url).pathname === "/read") await request.arrayBuffer();
-    await new Promise<void>((resolve) => info.signal.addEventListener("abort", () => resolve()));
+    await new Promise<void>((resolve) => {
+      info.signal.addEventListener("abort", () => resolve());
+      waiting++;
+    });
     aborted++;
     return new Response("aborted");
   };
@@ -195,6 +199,7 @@ test("a client that leaves while its app waits, its body unread (or read), is no
     ];
     for (const [path, size, later, how] of cases) {
       const before = aborted;
+      const waitingBefore = waiting;
       const c = await RawClient.connect(port);
       const head = `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`;
       if (later) {
@@ -204,7 +209,9 @@ test("a client that leaves while its app waits, its body unread (or read), is no
       } else {
         c.send(head + "b".repeat(size));
       }
-      await sleep(100);
+      // The client leaves while the app waits: a reset before the request is
+      // read would drop it, and the app would never be called.
+      await waitFor(() => waiting === waitingBefore + 1, 5000, `${path} ${size}: the app waits`);
       if (how === "fin") c.shutdown();
       else c.socket.resetAndDestroy();
       await waitFor(() => aborted === before + 1, 3000, `${path} ${size} ${how}: signal aborted`);

@@ -77,8 +77,10 @@ test(`close() with ${IN_FLIGHT} requests in flight: all complete, new connection
 
 test("close({ timeout }) does not wait for handlers that never settle", async () => {
   let aborted = 0;
+  let called = 0;
   const server = createServer((_request, info) => {
     info.signal.addEventListener("abort", () => aborted++);
+    called++;
     return new Promise<Response>(() => {}); // never settles
   }, { host: "127.0.0.1", port: 0, logger: recordingLogger() });
   await server.ready;
@@ -87,7 +89,8 @@ test("close({ timeout }) does not wait for handlers that never settle", async ()
     Array.from({ length: 10 }, () => RawClient.connect(server.addr.port!)),
   );
   for (const c of clients) c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  await sleep(100);
+  // All ten in flight when close() comes (one whose request is not read yet is idle: closed at once).
+  await waitFor(() => called === 10, 5000, "every handler called");
   const t0 = Date.now();
   await server.close({ timeout: 300 });
   await server.finished;
