@@ -393,6 +393,10 @@ describe("serve: pipelining and lookahead", () => {
         c.send(all);
         await sleep(100);
         c.socket.resume();
+        // Counted first: responses() parses all received so far at each read,
+        // ~140 reads of 64 KiB on Node: over 10 s under heavy CPU contention.
+        const total = 3 * sizes.reduce((a, b) => a + b);
+        await c.until(() => c.receivedBytes >= total, 10_000);
         const rs = await c.responses(9, 10_000);
         rs.forEach((r, i) => {
           assert.equal(r.header("content-length"), String(sizes[i % sizes.length]));
