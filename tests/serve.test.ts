@@ -1671,9 +1671,12 @@ describe("serve: connections", () => {
       c.send(get("/"));
       await sleep(200);
       assert.equal(parseResponses(c.received).length, 0, "the third waits");
-      open(); // a's answer: a is idle now, and closed for c once idle long enough
-      await a.responses(1);
+      // a's answer: a is idle now, and closed for c once idle long enough.
+      // Timed from before the answer: a stall between the server's write and
+      // the client's read would otherwise shorten the idle time measured.
       const idleSince = Date.now();
+      open();
+      await a.responses(1);
       await a.closedByServer();
       assert.ok(Date.now() - idleSince >= IDLE_BEFORE_CLOSE_MS - 100, "not closed at once");
       await c.responses(1);
