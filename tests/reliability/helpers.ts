@@ -5,6 +5,7 @@
  * Builds on `tests/helpers/http_client.ts` (RawClient, withServer).
  * @module
  */
+import { readFileSync } from "node:fs";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
 import { fromLatin1, sleep } from "../helpers/http_client.ts";
@@ -229,6 +230,20 @@ export function checkResponses(
     pos = p;
   }
   return { responses, finals, leftover: text.length - pos, malformed: null };
+}
+
+/**
+ * Milliseconds the calling thread (the event loop's) has spent runnable but
+ * waiting for a CPU that other processes held: Linux's schedstat, 0 where
+ * it cannot be read. The difference over an interval is time a busy machine
+ * took from the process, not time the process spent.
+ */
+export function cpuWaitMs(): number {
+  try {
+    return Number(readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[1]) / 1e6 || 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** The p-th percentile (0..100) of `values` (nearest rank). */
