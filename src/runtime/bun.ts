@@ -5,6 +5,9 @@
  * @module
  */
 
+// Imported, not the global: Deno type-checks this file too, and before 2.8
+// its types have no global `setImmediate` (the same function on Bun).
+import { setImmediate } from "node:timers";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import { BaseSocket, OWN_FLAGS } from "./base_socket.ts";
 import { GatedListener } from "./listener_gate.ts";

@@ -7,6 +7,9 @@
 
 import { createServer, type Server, type Socket as NetSocket } from "node:net";
 import process from "node:process";
+// Imported, not the global: Deno before 2.8 has no global `setImmediate` in
+// its types (and before 2.5 none at run time), and it type-checks this file.
+import { setImmediate } from "node:timers";
 import type { Addr, Listener, ListenSpec, Runtime } from "./types.ts";
 import { BaseSocket } from "./base_socket.ts";
 import { GatedListener } from "./listener_gate.ts";
