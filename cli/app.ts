@@ -99,11 +99,19 @@ interface Position {
  * gives a syntax error a `position` (several, in `errors`), Deno puts it in
  * the message, and an error thrown while loading has it in its stack (the
  * first frame outside the CLI: a module not found has only the CLI's).
+ * Before 1.4, Bun throws a lone syntax error as a BuildMessage that is not
+ * an `Error`; before 2.8, Deno ends the message's first line with
+ * "at file:line:column" rather than giving it a line of its own.
  */
 function importFailure(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
+  if (!(error instanceof Error) && !isBuildMessage(error)) return String(error);
   let message = error.message.split("\n")[0];
   let where = firstPlace(error.message);
+  const inline = INLINE_LOCATION.exec(message);
+  if (where === undefined && inline !== null) {
+    where = inline[1];
+    message = message.slice(0, inline.index);
+  }
   const errors = (error as { errors?: unknown }).errors;
   let built = error as { position?: Position | null };
   if (Array.isArray(errors) && errors.length > 0) {
@@ -116,6 +124,16 @@ function importFailure(error: unknown): string {
   where ??= firstPlace(error.stack ?? "");
   return where === undefined ? message : `${message} (at ${where})`;
 }
+
+/** Bun's syntax error before 1.4: not an `Error`, but with a message (and a `position`). */
+function isBuildMessage(error: unknown): error is Error {
+  return typeof error === "object" && error !== null &&
+    typeof (error as { message?: unknown }).message === "string" &&
+    typeof (error as { position?: unknown }).position === "object";
+}
+
+/** Deno's syntax error before 2.8: the place ends the message's first line. */
+const INLINE_LOCATION = / at (file:\S+:\d+:\d+)$/;
 
 /** The first `file:line:column` of a stack line in `text` that is not in the CLI. */
 function firstPlace(text: string): string | undefined {
