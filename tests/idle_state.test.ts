@@ -36,7 +36,11 @@ class MemorySocket extends RecordingSocket {
 function setup() {
   const pool = new CountingPool(LIMITS);
   const owner: ChannelOwner = {
-    ...channelOwner((request) => new Response(new URL(request.url).pathname)),
+    // No body: answered within the call on every runtime (a text body is
+    // only where the runtime lets the server take it whole).
+    ...channelOwner((request) =>
+      new Response(null, { headers: { "x-path": new URL(request.url).pathname } })
+    ),
     parsers: pool,
   };
   const open = () => {
@@ -48,7 +52,7 @@ function setup() {
 }
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
-const bodies = (out: string) => [...out.matchAll(/\r\n\r\n([^H]*)/g)].map((m) => m[1]);
+const bodies = (out: string) => [...out.matchAll(/\r\nx-path: ([^\r]*)/g)].map((m) => m[1]);
 
 describe("idle connections hold no parser", () => {
   test("a connection answered and idle has given its parser back", () => {
@@ -160,7 +164,7 @@ describe("SlotList", () => {
   });
 
   test("a connection's slot and its flags share a field without disturbing each other", () => {
-    const owner = channelOwner(() => new Response("ok"));
+    const owner = channelOwner(() => new Response(null));
     const list = new SlotList<Channel>();
     const pairs = Array.from({ length: 300 }, () => {
       const socket = new MemorySocket();

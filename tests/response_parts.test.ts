@@ -2,12 +2,49 @@
 // it never takes a body that must be streamed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { impliedType, responseFields, takeStaticBody } from "../src/runtime/response_parts.ts";
+import {
+  impliedType,
+  responseFields,
+  STATIC_BODIES,
+  takeStaticBody,
+} from "../src/runtime/response_parts.ts";
 import { RUNTIME } from "../src/runtime/which.ts";
 import { release } from "../src/runtime/output_queue.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
 
+/** The runtime's major version (Node's, Bun's or Deno's). */
+const MAJOR_MINOR = (() => {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  const version: string = g.Deno?.version?.deno ?? g.Bun?.version ?? g.process.versions.node;
+  return version.split(".").map(Number) as [number, number];
+})();
+
+test("the whole-body shortcut is taken on the runtime versions known to allow it", () => {
+  // A runtime that changes its internals turns it off (every body is then
+  // read as a stream, slower but the same on the wire): this says so.
+  const [major, minor] = MAJOR_MINOR;
+  const expected = RUNTIME === "node"
+    ? major < 24
+    : RUNTIME === "deno"
+    ? major > 2 || (major === 2 && minor >= 8)
+    : true;
+  assert.equal(STATIC_BODIES, expected, `${RUNTIME} ${major}.${minor}`);
+});
+
+/** Where there is no shortcut: nothing is taken, and the body is still there to read. */
+async function nothingTaken(): Promise<void> {
+  for (
+    const response of [new Response("text"), new Response(new Uint8Array([1])), Response.json(1)]
+  ) {
+    assert.equal(takeStaticBody(response), undefined);
+    assert.equal(response.bodyUsed, false);
+    assert.ok((await response.arrayBuffer()).byteLength > 0);
+  }
+}
+
 test("takeStaticBody: whole bodies on Deno, Bun and Node, never a stream", async () => {
+  if (!STATIC_BODIES) return await nothingTaken();
   const text = takeStaticBody(new Response("héllo"));
   const source = new Uint8Array([1, 2, 3]);
   const withInit = new Response(source, { headers: { a: "b" } });
@@ -82,6 +119,7 @@ test("takeStaticBody leaves every stream body unread, whatever the status text",
 });
 
 test("takeStaticBody: JSON, status text, a touched body; a locked body stays for the caller", async () => {
+  if (!STATIC_BODIES) return await nothingTaken();
   // A taken string body may be a view of a shared buffer: decode it at once.
   const text = (bytes: Uint8Array | undefined) =>
     bytes === undefined ? undefined : new TextDecoder().decode(bytes);
@@ -117,6 +155,7 @@ test("takeStaticBody: JSON, status text, a touched body; a locked body stays for
 });
 
 test("a large whole body is a copy the server may free once sent; the app's buffer is untouched", async () => {
+  if (!STATIC_BODIES) return await nothingTaken();
   const source = new Uint8Array(64 * 1024).fill(7);
   const response = new Response(source);
   const bytes = takeStaticBody(response)!;
@@ -225,7 +264,9 @@ test("string, bytes, JSON, Blob and stream bodies reach the client byte for byte
       "blob body",
       "",
     ]);
-    assert.ok(rs.every((r) => r.framing === "length"));
+    // Node 24's Blob stream tells its end a macrotask later than its bytes.
+    const blobEndsLate = RUNTIME === "node" && MAJOR_MINOR[0] >= 24;
+    assert.ok(rs.every((r, i) => r.framing === "length" || (blobEndsLate && i === 4)));
     assert.equal(rs[1].status, 201);
     assert.equal(rs[1].header("x-a"), "1");
   });

@@ -1,6 +1,7 @@
 // End-to-end tests of serve(): raw request bytes over real loopback sockets.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { serve } from "../mod.ts";
 import { IDLE_BEFORE_CLOSE_MS } from "../src/server.ts";
 import {
@@ -1044,9 +1045,16 @@ describe("serve: response framing", () => {
         const c = await RawClient.connect(port);
         for (const path of Object.keys(bodies)) c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
         const [blob, view, page, large] = await c.responses(4);
+        // Node 24's Blob stream tells its end a macrotask later than its
+        // bytes: not ready at once, so chunked there.
+        const blobEndsLate = RUNTIME === "node" &&
+          Number(process.versions.node.split(".")[0]) >= 24;
         for (const r of [blob, view]) {
-          assert.equal(r.framing, "length");
-          assert.equal(r.header("content-length"), "65536");
+          if (r === blob && blobEndsLate) assert.equal(r.framing, "chunked");
+          else {
+            assert.equal(r.framing, "length");
+            assert.equal(r.header("content-length"), "65536");
+          }
           assert.equal(r.body, "b".repeat(65536));
         }
         assert.equal(page.framing, "length");

@@ -217,6 +217,16 @@ const undiciState: symbol | null = (() => {
 })();
 
 /**
+ * Whether `takeStaticBody` takes whole bodies on this runtime: on Bun whose
+ * reported sizes follow `bunProbe`'s rule, on Node whose undici keeps a
+ * Response's state under a symbol (before Node 24: undici 7 keeps it in
+ * private fields), on Deno whose Response has the lazy-body internals (2.8
+ * and later). Elsewhere every body is read as a stream.
+ */
+export const STATIC_BODIES: boolean = bunProbe !== null || undiciState !== null ||
+  symbols !== null;
+
+/**
  * Node: the body's source when it is a string or bytes and its stream was
  * never read nor locked. The stream is cancelled, which only marks it used:
  * it never started.
