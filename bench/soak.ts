@@ -8,6 +8,7 @@
  *
  *     deno run -A bench/soak.ts [--minutes 10] [--report 30]
  *     bun bench/soak.ts [--minutes 10] [--report 30]
+ *     bun build bench/soak.ts --target=node --outfile=/tmp/soak.mjs && node /tmp/soak.mjs
  *
  * Exit status 1 when any check failed (an "error" below), else 0.
  * @module
@@ -485,7 +486,7 @@ async function main(): Promise<void> {
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   await portReady;
-  const runtime = isDeno ? "deno" : "bun";
+  const runtime = isDeno ? "deno" : "Bun" in globalThis ? "bun" : "node";
   console.log(
     `soak: ${runtime}, ${minutes} min, server pid ${child.pid} on 127.0.0.1:${port}, ` +
       `channelTimeout ${CHANNEL_TIMEOUT}s, connectionLimit ${CONNECTION_LIMIT}`,
