@@ -416,6 +416,18 @@ describe("app resolution", () => {
         'function setup() {\n  throw new Error("no config");\n}\nsetup();\n',
         /^cannot load named\.ts: no config \(at \S*named\.ts:2:\d+\)$/,
       ],
+      // What older runtimes throw, thrown here by hand: Bun before 1.4 a
+      // syntax error that is not an Error, Deno before 2.8 its place inline.
+      [
+        "old_bun.ts",
+        'throw { message: "Unexpected }", position: { file: "/app/x.ts", line: 3, column: 1 } };\n',
+        /^cannot load old_bun\.ts: Unexpected \} \(at \/app\/x\.ts:3:1\)$/,
+      ],
+      [
+        "old_deno.ts",
+        "throw new SyntaxError(\"Expected ';' at file:///app/x.ts:1:7\\n\\n  let x y\");\n",
+        /^cannot load old_deno\.ts: Expected ';' \(at file:\/\/\/app\/x\.ts:1:7\)$/,
+      ],
     ];
     try {
       for (const [name, text, pattern] of files) {

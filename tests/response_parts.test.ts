@@ -11,19 +11,12 @@ import {
 import { RUNTIME } from "../src/runtime/which.ts";
 import { release } from "../src/runtime/output_queue.ts";
 import { RawClient, withServer } from "./helpers/http_client.ts";
-
-/** The runtime's major version (Node's, Bun's or Deno's). */
-const MAJOR_MINOR = (() => {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  const version: string = g.Deno?.version?.deno ?? g.Bun?.version ?? g.process.versions.node;
-  return version.split(".").map(Number) as [number, number];
-})();
+import { BLOB_ENDS_LATE, RUNTIME_VERSION } from "./helpers/socket_util.ts";
 
 test("the whole-body shortcut is taken on the runtime versions known to allow it", () => {
   // A runtime that changes its internals turns it off (every body is then
   // read as a stream, slower but the same on the wire): this says so.
-  const [major, minor] = MAJOR_MINOR;
+  const [major, minor] = RUNTIME_VERSION;
   const expected = RUNTIME === "node"
     ? major < 24
     : RUNTIME === "deno"
@@ -264,9 +257,7 @@ test("string, bytes, JSON, Blob and stream bodies reach the client byte for byte
       "blob body",
       "",
     ]);
-    // Node 24's Blob stream tells its end a macrotask later than its bytes.
-    const blobEndsLate = RUNTIME === "node" && MAJOR_MINOR[0] >= 24;
-    assert.ok(rs.every((r, i) => r.framing === "length" || (blobEndsLate && i === 4)));
+    assert.ok(rs.every((r, i) => r.framing === "length" || (BLOB_ENDS_LATE && i === 4)));
     assert.equal(rs[1].status, 201);
     assert.equal(rs[1].header("x-a"), "1");
   });

@@ -11,7 +11,7 @@ import { createServer, fileResponse, serve } from "../mod.ts";
 import type { Addr } from "../mod.ts";
 import { TaskRunner } from "../src/runner.ts";
 import { blockStream } from "../src/runtime/files.ts";
-import { deferred, RUNTIME, until } from "./helpers/socket_util.ts";
+import { deferred, RUNTIME, until, within } from "./helpers/socket_util.ts";
 import {
   exchange,
   parseResponses,
@@ -220,7 +220,7 @@ describe("server: listeners and lifecycle", () => {
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     // In flight when close() comes (a connection whose request is not read yet is idle).
-    await called.promise;
+    await within(called.promise, 5000, "the app call");
     const t0 = Date.now();
     await server.close({ timeout: 200 });
     assert.ok(Date.now() - t0 < 2000);
@@ -247,7 +247,7 @@ describe("server: listeners and lifecycle", () => {
     }
     const c = await RawClient.connect(server.addr.port!);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await called.promise; // in flight when close() comes
+    await within(called.promise, 5000, "the app call"); // in flight when close() comes
     // 2^31 ms and more would fire at once (after a TimeoutOverflowWarning).
     const closing = server.close({ timeout: 3e9 });
     const [r] = await c.responses(1, 3000);

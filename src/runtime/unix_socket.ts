@@ -28,11 +28,13 @@ export async function unixSocketFile(path: string): Promise<UnixSocketFile> {
 export class UnixSocketFile {
   /** Where the runtime binds: a fresh name in the same directory (so the rename stays on one file system). */
   readonly bindPath: string;
+  /** The directory, with its trailing "/" ("" for the current one). */
+  #dir: string;
   #installed = "";
 
   constructor(readonly path: string, private readonly fs: Fs) {
-    const dir = path.slice(0, path.lastIndexOf("/") + 1);
-    this.bindPath = `${dir}.w${Math.random().toString(36).slice(2, 8)}`;
+    this.#dir = path.slice(0, path.lastIndexOf("/") + 1);
+    this.bindPath = `${this.#dir}.w${Math.random().toString(36).slice(2, 8)}`;
   }
 
   /**
@@ -58,7 +60,7 @@ export class UnixSocketFile {
   bindFailure(error: unknown): unknown {
     if ((error as { code?: unknown } | undefined)?.code !== "EACCES") return error;
     try {
-      this.fs.statSync(this.path.slice(0, this.path.lastIndexOf("/") + 1) || ".");
+      this.fs.statSync(this.#dir || ".");
     } catch (missing) {
       return missing;
     }

@@ -176,6 +176,15 @@ export async function until(cond: () => boolean, ms = 5000, what = "condition"):
   }
 }
 
+/** `promise`, or a rejection naming `what` after `ms`: a test fails rather than hangs. */
+export function within<T>(promise: Promise<T>, ms = 5000, what = "promise"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** A promise with its resolve function. */
 export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
@@ -190,3 +199,18 @@ export const RUNTIME: "deno" | "bun" | "node" =
     : typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
     ? "bun"
     : "node";
+
+/** The major and minor version of the runtime that runs the tests. */
+export const RUNTIME_VERSION: [number, number] = (() => {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  const version: string = g.Deno?.version?.deno ?? g.Bun?.version ?? g.process.versions.node;
+  const [major, minor] = version.split(".").map(Number);
+  return [major, minor];
+})();
+
+/**
+ * Node 24's Blob stream tells its end a macrotask later than its bytes: a
+ * Blob body is not all there at once, so it goes out chunked.
+ */
+export const BLOB_ENDS_LATE = RUNTIME === "node" && RUNTIME_VERSION[0] >= 24;

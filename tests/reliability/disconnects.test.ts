@@ -213,7 +213,12 @@ test("a client that leaves while its app waits, its body unread (or read), is no
       // read would drop it, and the app would never be called.
       await waitFor(() => waiting === waitingBefore + 1, 5000, `${path} ${size}: the app waits`);
       if (how === "fin") c.shutdown();
-      else c.socket.resetAndDestroy();
+      else {
+        // Not for the outcome, for the path: Node's libuv reports a reset
+        // right behind bytes not read yet as a FIN, then the reset.
+        await sleep(50);
+        c.socket.resetAndDestroy();
+      }
       await waitFor(() => aborted === before + 1, 3000, `${path} ${size} ${how}: signal aborted`);
       c.close();
     }

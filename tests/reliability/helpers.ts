@@ -234,9 +234,10 @@ export function checkResponses(
 
 /**
  * Milliseconds the calling thread (the event loop's) has spent runnable but
- * waiting for a CPU that other processes held: Linux's schedstat, 0 where
- * it cannot be read. The difference over an interval is time a busy machine
- * took from the process, not time the process spent.
+ * waiting for a CPU that other threads held (other processes', or this
+ * one's own: its collector, its pools): Linux's schedstat, 0 where it cannot
+ * be read. The difference over an interval is time the event loop could not
+ * run, not time it spent.
  */
 export function cpuWaitMs(): number {
   try {
