@@ -38,13 +38,19 @@ test("consoleLogger hands the console text, not Error objects (Bun would print s
   assert.ok((seen[0][1] as string).startsWith("Error: boom\n"));
 });
 
-/** Runs `body` with console.info/warn/error recorded instead of printed. */
-async function withConsole(body: (seen: string[]) => Promise<void> | void): Promise<void> {
+/**
+ * Runs `body` with console.info/warn/error recorded instead of printed, or
+ * replaced by `replace` when given.
+ */
+async function withConsole(
+  body: (seen: string[]) => Promise<void> | void,
+  replace?: (...args: unknown[]) => void,
+): Promise<void> {
   const seen: string[] = [];
   const saved = { info: console.info, warn: console.warn, error: console.error };
   for (const level of ["info", "warn", "error"] as const) {
-    console[level] = (...args: unknown[]) =>
-      void seen.push(`${level}: ${args.map(String).join(" ")}`);
+    console[level] = replace ??
+      ((...args: unknown[]) => void seen.push(`${level}: ${args.map(String).join(" ")}`));
   }
   try {
     await body(seen);
@@ -53,19 +59,24 @@ async function withConsole(body: (seen: string[]) => Promise<void> | void): Prom
   }
 }
 
+/** A logger whose every level throws. */
+function brokenLogger(): Logger {
+  return {
+    info() {
+      throw new Error("info broke");
+    },
+    warn() {
+      throw new Error("warn broke");
+    },
+    error() {
+      throw new Error("error broke");
+    },
+  };
+}
+
 test("guardLogger: a logger that throws never throws to the server; its lines go to the console", async () => {
   await withConsole((seen) => {
-    const broken: Logger = {
-      info() {
-        throw new Error("info broke");
-      },
-      warn() {
-        throw new Error("warn broke");
-      },
-      error() {
-        throw new Error("error broke");
-      },
-    };
+    const broken = brokenLogger();
     const safe = guardLogger(broken);
     assert.equal(guardLogger(broken), safe, "one guard per logger (warnOnce counts per logger)");
     safe.error("first", 1);
@@ -80,32 +91,16 @@ test("guardLogger: a logger that throws never throws to the server; its lines go
   });
 });
 
-test("guardLogger: when the console throws too, the call still returns quietly", () => {
-  const saved = { info: console.info, warn: console.warn, error: console.error };
+test("guardLogger: when the console throws too, the call still returns quietly", async () => {
   let tries = 0;
-  for (const level of ["info", "warn", "error"] as const) {
-    console[level] = () => {
-      tries++;
-      throw new Error("console broke");
-    };
-  }
-  try {
-    const safe = guardLogger({
-      info() {
-        throw new Error("info broke");
-      },
-      warn() {
-        throw new Error("warn broke");
-      },
-      error() {
-        throw new Error("error broke");
-      },
-    });
+  await withConsole(() => {
+    const safe = guardLogger(brokenLogger());
     safe.warn("first");
     safe.info("second");
-  } finally {
-    Object.assign(console, saved);
-  }
+  }, () => {
+    tries++;
+    throw new Error("console broke");
+  });
   assert.equal(
     tries,
     2,
